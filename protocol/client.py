@@ -1,0 +1,69 @@
+"""A blocking request/reply client for the farm, one per thread (ZeroMQ sockets are not
+thread-safe). The broker owns retries; this client never resends, it only waits for the
+reply that carries its request id and drops stale ones left by an earlier timeout."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import zmq
+
+from protocol.wire import ERROR, REQUEST, Message, ProtocolError, decode, encode
+
+# Extra wait past the job deadline: the broker answers TIMEOUT itself at the deadline,
+# so this only matters when the broker is gone.
+REPLY_GRACE_SECONDS = 2.0
+
+
+class FarmUnreachable(RuntimeError):
+    """No reply from the broker in time: it is down or restarting."""
+
+
+class FarmClient:
+    """DEALER socket to the broker's front ROUTER."""
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
+        self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(endpoint)
+
+    def call(
+        self,
+        task: str,
+        options: dict[str, Any] | None = None,
+        arrays: Sequence[np.ndarray] = (),
+        timeout: float = 30.0,
+    ) -> Message:
+        """Send one job and wait for its REPLY or ERROR message."""
+        request = Message(
+            REQUEST,
+            uuid.uuid4().hex,
+            task=task,
+            options=options or {},
+            deadline=time.time() + timeout,
+            arrays=list(arrays),
+        )
+        self._socket.send_multipart(encode(request), copy=False)
+        give_up = time.monotonic() + timeout + REPLY_GRACE_SECONDS
+        while (remaining := give_up - time.monotonic()) > 0:
+            if not self._socket.poll(int(remaining * 1000) + 1):
+                break
+            frames = self._socket.recv_multipart(copy=False)
+            try:
+                reply = decode([f.buffer for f in frames])
+            except ProtocolError:
+                continue  # a garbled reply cannot be ours to trust; keep waiting
+            if reply.id == request.id:
+                return reply
+        raise FarmUnreachable(f"no answer from the worker farm within {timeout:.0f}s")
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+
+def is_error(message: Message, code: str | None = None) -> bool:
+    return message.kind == ERROR and (code is None or (message.error or {}).get("code") == code)
