@@ -1,0 +1,190 @@
+"""The load-balancing broker: ROUTER to the HTTP front, ROUTER to the workers.
+
+Socket IO around `Dispatcher`. Every request gets exactly one answer: the worker's reply,
+or an error the broker writes itself (BUSY, WORKER_LOST, TIMEOUT). The HTTP handler never
+resends; retries happen here, once, when a worker dies under a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import zmq
+
+from protocol.wire import (
+    BUSY,
+    ERROR,
+    HEARTBEAT,
+    READY,
+    REPLY,
+    REQUEST,
+    TIMEOUT,
+    WORKER_LOST,
+    Message,
+    ProtocolError,
+    decode,
+    decode_header,
+    encode,
+)
+from workers.dispatch import Dispatcher, Job
+
+log = logging.getLogger("mtai.broker")
+
+DEFAULT_DEADLINE_SECONDS = 60.0
+# Control tasks the broker answers itself; the callable gets the request's options.
+Control = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class WorkerState:
+    """What the broker knows of a connected worker."""
+
+    identity: bytes
+    info: dict[str, Any]
+    last_seen: float
+    jobs: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Broker:
+    front: zmq.Socket
+    back: zmq.Socket
+    dispatch: Dispatcher
+    controls: dict[str, Control] = field(default_factory=dict)
+    workers: dict[bytes, WorkerState] = field(default_factory=dict)
+    counters: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "busy": 0, "retries": 0, "lost": 0, "timeouts": 0}
+    )
+
+    def on_front(self) -> None:
+        """A request from an HTTP handler."""
+        frames = self.front.recv_multipart(copy=False)
+        client, body = frames[0].bytes, frames[1:]
+        try:
+            request = decode([f.buffer for f in body])
+        except ProtocolError as exc:
+            self._answer_malformed(client, body, exc)
+            return
+        if request.kind != REQUEST:
+            log.warning("front sent a %s message; dropped", request.kind)
+            return
+        self.counters["requests"] += 1
+        if request.task in self.controls:
+            self._send_front(client, self._run_control(request))
+            return
+        now = time.time()
+        deadline = request.deadline or now + DEFAULT_DEADLINE_SECONDS
+        job = Job(request.id, client, request.task, body, deadline, queued_at=now)
+        if deadline <= now:
+            self._fail(job, BUSY, "request deadline already passed")
+        elif not self.dispatch.submit(job):
+            self._fail(job, BUSY, f"queue full ({self.dispatch.queue_size} jobs waiting)")
+
+    def on_back(self) -> None:
+        """READY, HEARTBEAT or a job's answer from a worker."""
+        frames = self.back.recv_multipart(copy=False)
+        worker, body = frames[0].bytes, frames[1:]
+        try:
+            header = decode_header(body[0].buffer) if body else None
+        except ProtocolError as exc:
+            log.warning("worker %s sent a malformed message: %s", worker, exc)
+            return
+        if header is None:
+            return
+        now = time.time()
+        state = self.workers.get(worker)
+        if header["kind"] == READY:
+            info = header.get("result") if isinstance(header.get("result"), dict) else {}
+            self.workers[worker] = WorkerState(worker, info, now)
+            self.dispatch.worker_idle(worker)
+            log.info("worker %s ready", worker.decode(errors="replace"))
+        elif state is None:
+            log.warning("message from unregistered worker %s dropped", worker)
+        elif header["kind"] == HEARTBEAT:
+            state.last_seen = now
+        elif header["kind"] in (REPLY, ERROR):
+            state.last_seen = now
+            job = self.dispatch.finish(worker, header["id"])
+            if job is None:
+                log.info("late reply %s from %s dropped", header["id"], worker)
+            else:
+                state.jobs += 1
+                state.errors += header["kind"] == ERROR
+                self.front.send_multipart([job.client, *body], copy=False)
+            self.dispatch.worker_idle(worker)
+
+    def pump(self) -> None:
+        """Answer jobs that expired in the queue, then hand jobs to idle workers."""
+        now = time.time()
+        for job in self.dispatch.expire(now):
+            self._fail(job, BUSY, "deadline passed while queued")
+        for worker, job in self.dispatch.assign(now):
+            try:
+                self.back.send_multipart([worker, *job.frames], copy=False)
+            except zmq.ZMQError:  # ROUTER_MANDATORY: the worker vanished
+                self.worker_gone(worker)
+
+    def worker_gone(self, worker: bytes, reason: str = "worker died") -> None:
+        """A worker process ended or was killed: retry its job once, else report it."""
+        self.workers.pop(worker, None)
+        job = self.dispatch.worker_gone(worker)
+        if job is None:
+            return
+        if self.dispatch.retry(job, time.time()):
+            self.counters["retries"] += 1
+            log.warning("%s under job %s (%s); retrying it", reason, job.id, job.task)
+            return
+        self.counters["lost"] += 1
+        self._fail(job, WORKER_LOST, f"{reason} while running this job, twice")
+
+    def overdue(self, grace: float) -> list[bytes]:
+        """Workers whose job ran past its deadline; their clients get TIMEOUT now."""
+        hung = []
+        for worker, job in self.dispatch.overdue(time.time(), grace):
+            self.dispatch.worker_gone(worker)
+            self.workers.pop(worker, None)
+            self.counters["timeouts"] += 1
+            self._fail(job, TIMEOUT, "the job ran past its deadline; its worker is replaced")
+            hung.append(worker)
+        return hung
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "queue": len(self.dispatch.queue),
+            "queue_size": self.dispatch.queue_size,
+            "running": len(self.dispatch.running),
+            "idle": len(self.dispatch.idle),
+            "counters": dict(self.counters),
+            "workers": {
+                w.identity.decode(errors="replace"): {**w.info, "jobs": w.jobs, "errors": w.errors}
+                for w in self.workers.values()
+            },
+        }
+
+    def _run_control(self, request: Message) -> Message:
+        try:
+            return request.reply(self.controls[request.task](request.options))
+        except Exception as exc:  # a control bug must not take the broker down
+            log.exception("control %s failed", request.task)
+            return request.fail("internal", str(exc))
+
+    def _fail(self, job: Job, code: str, message: str) -> None:
+        if code == BUSY:
+            self.counters["busy"] += 1
+        self._send_front(job.client, Message(ERROR, job.id, task=job.task).fail(code, message))
+
+    def _answer_malformed(self, client: bytes, body: list, exc: ProtocolError) -> None:
+        log.warning("malformed request: %s", exc)
+        try:
+            request_id = decode_header(body[0].buffer)["id"] if body else None
+        except ProtocolError:
+            request_id = None
+        if request_id:
+            self._send_front(client, Message(ERROR, request_id).fail("bad_request", str(exc)))
+
+    def _send_front(self, client: bytes, message: Message) -> None:
+        self.front.send_multipart([client, *encode(message)], copy=False)

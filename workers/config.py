@@ -1,0 +1,51 @@
+"""Supervisor settings, read from the environment once at start (names as in README.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from models.runtime import resolve_backend
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SystemExit(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def _backend(raw: str) -> str:
+    try:
+        return resolve_backend(raw or "auto")
+    except ValueError as exc:
+        raise SystemExit(f"BACKEND: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    workers: int  # WORKERS: worker processes, one per NPU core (RK3588 has 3)
+    http_port: int  # HTTP_PORT: also names the default runtime directory
+    queue_size: int  # QUEUE_SIZE: jobs waiting beyond the busy workers before 503
+    backend: str  # BACKEND: auto | onnx | rknn
+    cpu_threads: int | None  # CPU_THREADS: onnxruntime threads per worker (default cores/workers)
+    job_grace: float  # seconds a job may overrun its deadline before its worker is killed
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        workers = env_int("WORKERS", 3, minimum=1)
+        threads = env_int("CPU_THREADS", 0)
+        return cls(
+            workers=workers,
+            http_port=env_int("HTTP_PORT", 8060, minimum=1),
+            queue_size=env_int("QUEUE_SIZE", 64, minimum=1),
+            backend=_backend(os.environ.get("BACKEND", "auto")),
+            cpu_threads=threads or max(1, (os.cpu_count() or 1) // workers),
+            job_grace=5.0,
+        )

@@ -1,0 +1,200 @@
+"""The supervisor: one single-threaded loop that brokers jobs and keeps its children alive.
+
+Shaped like gunicorn's arbiter: signal handlers only queue the signal (and wake the loop
+through a pipe); the loop polls sockets, handles queued signals, reaps dead children,
+kills hung ones and starts what is missing. Nothing blocks except the poll.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from protocol.endpoints import back_endpoint, front_endpoint, runtime_dir
+from workers.broker import Broker
+from workers.children import Child
+from workers.config import Settings
+from workers.dispatch import Dispatcher
+from workers.identity import parse_worker_identity, worker_identity
+
+log = logging.getLogger("mtai.supervisor")
+
+TICK_MS = 250
+FRONT_STOP_GRACE = 30.0  # seconds gunicorn gets to finish its requests on shutdown
+WORKER_STOP_GRACE = 10.0
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime = runtime_dir(settings.http_port)
+        self.started = time.time()
+        self.signals: list[int] = []
+        self.stopping = False
+        self.context = zmq.Context()
+        self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
+        self.front_child = Child("http front", self._front_argv(), self._front_env())
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        self._setup()
+        for child in [*self.workers, self.front_child]:
+            child.start()
+        while not self.stopping:
+            self.tick()
+        return self.halt()
+
+    def tick(self) -> None:
+        self.poll(TICK_MS)
+        self.handle_signals()
+        self.reap()
+        self.murder()
+        self.manage()
+
+    def poll(self, timeout_ms: int) -> None:
+        events = dict(self.poller.poll(timeout_ms))
+        if self.wake_r in events:
+            _drain(self.wake_r)
+        for socket, handle in (
+            (self.front, self.broker.on_front),
+            (self.back, self.broker.on_back),
+        ):
+            while socket.get(zmq.EVENTS) & zmq.POLLIN:
+                handle()
+        self.broker.pump()
+
+    def handle_signals(self) -> None:
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                log.info("%s: stopping", signal.Signals(signum).name)
+                self.stopping = True
+
+    def reap(self) -> None:
+        for slot, child in enumerate(self.workers):
+            pid = child.pid
+            if child.reap() is not None:
+                self.broker.worker_gone(worker_identity(slot, pid))
+        self.front_child.reap()
+
+    def murder(self) -> None:
+        """Kill workers whose job overran its deadline: a hung NPU call never returns."""
+        for identity in self.broker.overdue(self.settings.job_grace):
+            slot, pid = parse_worker_identity(identity)
+            log.error("worker %d (pid %s) hung past its job deadline; killing it", slot, pid)
+            if 0 <= slot < len(self.workers) and self.workers[slot].pid == pid:
+                self.workers[slot].signal(signal.SIGKILL)
+
+    def manage(self) -> None:
+        for child in [*self.workers, self.front_child]:
+            if child.due():
+                child.start()
+
+    # -- stopping --------------------------------------------------------------------------
+    def halt(self) -> int:
+        """Stop intake first, keep brokering while the front drains, then stop workers."""
+        for child in [*self.workers, self.front_child]:
+            child.stopping = True
+        self.front_child.signal(signal.SIGTERM)
+        self._wait_for([self.front_child], FRONT_STOP_GRACE)
+        for child in self.workers:
+            child.signal(signal.SIGTERM)
+        self._wait_for(self.workers, WORKER_STOP_GRACE)
+        for child in [*self.workers, self.front_child]:
+            child.signal(signal.SIGKILL)
+            if child.process is not None:
+                child.process.wait()
+        self.context.destroy(linger=0)
+        log.info("stopped")
+        return 0
+
+    def _wait_for(self, children: list[Child], seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and any(c.alive() for c in children):
+            self.poll(100)
+            self.reap()
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        self.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("front", "back"):
+            _unlink_stale(self.runtime / name)
+        self.front = self.context.socket(zmq.ROUTER)
+        self.back = self.context.socket(zmq.ROUTER)
+        self.back.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        for socket in (self.front, self.back):
+            socket.setsockopt(zmq.LINGER, 0)
+        self.front.bind(front_endpoint(self.runtime))
+        self.back.bind(back_endpoint(self.runtime))
+        self.broker = Broker(
+            self.front, self.back, Dispatcher(self.settings.queue_size), {"status": self.status}
+        )
+        self.wake_r, wake_w = os.pipe()
+        for fd in (self.wake_r, wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._queue_signal)
+        self.poller = zmq.Poller()
+        self.poller.register(self.front, zmq.POLLIN)
+        self.poller.register(self.back, zmq.POLLIN)
+        self.poller.register(self.wake_r, zmq.POLLIN)
+        log.info("broker on %s; %d workers, backend %s", self.runtime, len(self.workers),
+                 self.settings.backend)
+
+    def _queue_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def status(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Answer of the `status` control task: /check and the status page show it."""
+        farm = self.broker.status()
+        farm["slots"] = [
+            {"slot": slot, "pid": c.pid, "restarts": c.restarts, "crash_loop": c.crash_loop}
+            for slot, c in enumerate(self.workers)
+        ]
+        farm.update(backend=self.settings.backend, uptime=round(time.time() - self.started))
+        return farm
+
+    def _worker_child(self, slot: int) -> Child:
+        argv = [
+            sys.executable, "-m", "workers.worker",
+            "--endpoint", back_endpoint(self.runtime),
+            "--slot", str(slot), "--core", str(slot),
+            "--backend", self.settings.backend,
+        ]
+        if self.settings.cpu_threads:
+            argv += ["--threads", str(self.settings.cpu_threads)]
+        return Child(f"worker {slot}", argv, dict(os.environ))
+
+    def _front_argv(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--config", "python:frontend.gunicorn_conf",
+                "frontend.wsgi:app"]
+
+    def _front_env(self) -> dict[str, str]:
+        # MTAI_FARM_ENDPOINT is internal: how the front finds this broker.
+        return {**os.environ, "MTAI_FARM_ENDPOINT": front_endpoint(self.runtime)}
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _unlink_stale(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise

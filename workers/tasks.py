@@ -1,0 +1,86 @@
+"""What a worker does with a job: look up the task, check the input, run the model.
+
+Each handler turns a request into a reply message. Input the model cannot use is the
+client's fault (BAD_INPUT); a task whose model is not installed is UNAVAILABLE with the
+command that installs it. Nothing raised here may take the worker down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from protocol.wire import BAD_INPUT, INTERNAL, UNAVAILABLE, Message
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Message]
+
+
+class InputRejected(ValueError):
+    """The job's input is unusable; the message goes back to the client."""
+
+
+@dataclass
+class TaskRunner:
+    """Dispatches jobs to handlers; `missing` explains tasks whose models are absent."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def run(self, request: Message) -> Message:
+        handler = self.handlers.get(request.task)
+        if handler is None:
+            reason = self.missing.get(request.task, f"unknown task {request.task!r}")
+            return request.fail(UNAVAILABLE, reason)
+        try:
+            return handler(request)
+        except InputRejected as exc:
+            return request.fail(BAD_INPUT, str(exc))
+        except Exception as exc:  # a model bug must cost one request, not the worker
+            log.exception("task %s failed", request.task)
+            return request.fail(INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def rgb_image(request: Message) -> np.ndarray:
+    """The single HxWx3 uint8 image a vision task expects."""
+    if len(request.arrays) != 1:
+        raise InputRejected(f"expected one image array, got {len(request.arrays)}")
+    image = request.arrays[0]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputRejected(f"expected HxWx3 uint8 image, got {image.dtype}{list(image.shape)}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputRejected("image has no pixels")
+    return image
+
+
+def ocr_handler(pipeline: Any) -> Handler:
+    """OCR: lines with 4-corner boxes in the sent image's pixels, in reading order."""
+
+    def handle(request: Message) -> Message:
+        lines = pipeline(rgb_image(request))
+        return request.reply(
+            {
+                "lines": [
+                    {"box": [list(map(float, p)) for p in line.box], "text": line.text,
+                     "score": float(line.score)}
+                    for line in lines
+                ]
+            }
+        )
+
+    return handle
+
+
+def sleep_handler(request: Message) -> Message:
+    """Diagnostic: hold the worker for `seconds` without CPU, to measure the farm itself."""
+    seconds = request.options.get("seconds", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+        raise InputRejected("seconds must be a number from 0 to 60")
+    time.sleep(seconds)
+    return request.reply({"slept": seconds})
