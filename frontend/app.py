@@ -1,0 +1,37 @@
+"""The Flask application: MT-Photos routes and the status page over one worker farm."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Flask, jsonify
+
+from frontend.config import FrontSettings
+from frontend.farm import Farm
+
+
+def create_app(settings: FrontSettings | None = None) -> Flask:
+    from frontend import mtphotos, status
+
+    settings = settings or FrontSettings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_KEY=settings.api_key,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        VERSION=_version(),
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["farm"] = Farm(settings.farm_endpoint, settings.request_timeout)
+    app.register_blueprint(status.bp)
+    app.register_blueprint(mtphotos.bp)
+    app.register_error_handler(413, lambda e: (jsonify(result=[], msg="upload too large"), 413))
+    return app
+
+
+def _version() -> str:
+    try:
+        return version("mtai-rknn")
+    except PackageNotFoundError:
+        return "dev"

@@ -1,0 +1,137 @@
+"""Turn uploaded bytes into the RGB uint8 array the workers expect.
+
+Decoding happens here, in the many-threaded front, so the NPU workers never wait on a
+JPEG decoder. Every failure becomes an `ImageRejected` with a message fit for the client:
+MT-Photos records it and moves on.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_SIDE = 10_000  # API.md: a side over 10000 px is refused, as the official service does
+MAX_PIXELS = 100_000_000  # refuse decompression bombs before Pillow allocates them
+
+# Pillow's own bomb guard warns at MAX_IMAGE_PIXELS and raises at twice that; we check the
+# header size ourselves, so its limit only needs to sit above ours.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS + 1
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class ImageRejected(ValueError):
+    """The upload cannot be used as an image; the message is shown to the client."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An oriented RGB image, possibly decoded at reduced scale.
+
+    `width`/`height` describe the full-resolution oriented image; `scale` is
+    array size / full size, so callers can map coordinates back to the original.
+    """
+
+    array: np.ndarray
+    width: int
+    height: int
+    scale: float
+
+
+def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
+    """Decode, orient and convert an upload; shrink via JPEG draft when `max_side` allows."""
+    if not data:
+        raise ImageRejected("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(data, max_side)
+    except ImageRejected:
+        raise
+    except UnidentifiedImageError:
+        raise ImageRejected("not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image has too many pixels") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
+        raise ImageRejected(f"cannot decode image: {exc}") from None
+
+
+def _decode(data: bytes, max_side: int | None) -> DecodedImage:
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageRejected("image has no pixels")
+    if max(width, height) > MAX_SIDE:
+        raise ImageRejected(f"image is {width}x{height}; sides over {MAX_SIDE} px are refused")
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(f"image is {width}x{height}; over {MAX_PIXELS} pixels")
+    if max_side and image.format == "JPEG" and max(width, height) > 2 * max_side:
+        # DCT scaling decodes straight at 1/2, 1/4 or 1/8 and never below the requested size.
+        ratio = max_side / max(width, height)
+        image.draft("RGB", (max(1, int(width * ratio)), max(1, int(height * ratio))))
+    image.load()
+    if _orientation(image) in (5, 6, 7, 8):
+        width, height = height, width
+    array = to_rgb_array(_exif_transpose(image))
+    return DecodedImage(array=array, width=width, height=height, scale=array.shape[1] / width)
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, SyntaxError, OSError):
+        return 1
+
+
+def _exif_transpose(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, KeyError, OSError, SyntaxError):
+        return image  # a broken EXIF block must not cost the user the photo
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background."""
+    if image.mode in _HIGH_DEPTH_MODES:
+        image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in _ALPHA_MODES:
+        return _composite(np.asarray(image.convert("RGBA")))
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit and 32-bit greyscale to 0..255 instead of clipping it to white."""
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max(initial=0))
+    if image.mode.startswith("I;16"):
+        peak = 65535.0
+    elif image.mode == "I":
+        peak = 65535.0 if top > 255 else 255.0  # PNG 16-bit grey also opens as "I"
+    else:
+        peak = max(top, 1.0)
+    scaled = np.clip(values * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def _composite(rgba: np.ndarray) -> np.ndarray:
+    """Put transparent pixels on white under dark content, black under light content."""
+    alpha = rgba[..., 3]
+    rgb = rgba[..., :3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    opaque = alpha > 0
+    background = 255.0
+    if opaque.any():
+        pixels = rgb[opaque].astype(np.float32)
+        luminance = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        background = 255.0 if luminance.mean() < 128 else 0.0
+    weight = alpha[..., None].astype(np.float32) / 255.0
+    blended = rgb.astype(np.float32) * weight + background * (1.0 - weight)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,30 @@
+"""gunicorn settings for the HTTP front, from the environment (see README.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def _dual_stack() -> bool:
+    """One IPv6 socket also takes IPv4 (v4-mapped) where the kernel has IPv6 at all."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+_port = int(os.environ.get("HTTP_PORT", "8060"))  # HTTP_PORT: listen port, IPv4 and IPv6
+bind = [f"[::]:{_port}"] if _dual_stack() else [f"0.0.0.0:{_port}"]
+worker_class = "gthread"
+workers = int(os.environ.get("HTTP_WORKERS", "2"))  # HTTP_WORKERS: front processes (decoding)
+threads = int(os.environ.get("HTTP_THREADS", "8"))  # HTTP_THREADS: requests per front process
+timeout = 120
+graceful_timeout = 30
+keepalive = 5
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+errorlog = "-"
+proc_name = "mtai-front"
+control_socket_disable = True  # gunicorn 25+ would otherwise write a socket into $HOME
