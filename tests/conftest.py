@@ -1,0 +1,42 @@
+"""Session fixtures: the real OCR models (fetched once) and the real running service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.fetch import fetch_ocr
+from models.manifest import default_model_dir
+from tests.service import Service, start_service
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared beside the repo; missing test data is a failure, never a skip."""
+    assert (SHARED / "testdata").is_dir(), f"test data missing: {SHARED / 'testdata'}"
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """MODEL_DIR if set, else the development default; the real fetch runs (idempotent)."""
+    directory = default_model_dir()
+    fetch_ocr(directory, progress=lambda message: None)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def service(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The whole service with three workers, as `mtai serve` runs it."""
+    running = start_service(tmp_path_factory.mktemp("service"), model_dir)
+    try:
+        running.wait_ready(workers=3)
+        yield running
+    finally:
+        code = running.stop()
+        assert code == 0, f"service exited with {code}:\n{running.log()}"

@@ -1,0 +1,106 @@
+"""Start the real service (supervisor, gunicorn, workers, ZeroMQ) for a test session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from protocol.client import FarmClient
+from protocol.endpoints import front_endpoint
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen
+    url: str
+    key: str
+    runtime: Path
+    log_path: Path
+
+    def post(self, path: str, key: str | None = "", **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if key is not None:
+            headers["api-key"] = key or self.key
+        return requests.post(self.url + path, headers=headers, timeout=120, **kwargs)
+
+    def farm_status(self) -> dict[str, Any]:
+        client = FarmClient(front_endpoint(self.runtime))
+        try:
+            return client.call("status", timeout=5).result
+        finally:
+            client.close()
+
+    def wait_ready(self, workers: int, task: str = "ocr", timeout: float = 180) -> dict[str, Any]:
+        """Until `workers` workers have said READY with the model for `task`."""
+        end = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log()}")
+            try:
+                status = self.farm_status()
+            except Exception:
+                status = {}
+            ready = [w for w in status.get("workers", {}).values() if task in w.get("models", {})]
+            if len(ready) >= workers and _http_up(self.url):
+                return status
+            time.sleep(0.3)
+        raise TimeoutError(f"not ready in {timeout}s: {status}\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def _http_up(url: str) -> bool:
+    try:
+        return requests.get(url + "/", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_service(workdir: Path, model_dir: Path, **env: str) -> Service:
+    port = free_port()
+    runtime = workdir / "run"
+    log_path = workdir / "service.log"
+    environment = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "RUNTIME_DIR": str(runtime),
+        "MODEL_DIR": str(model_dir),
+        "API_AUTH_KEY": "test-key",
+        "WORKERS": "3",
+        "CPU_THREADS": "1",
+        "HTTP_WORKERS": "1",
+        "HTTP_THREADS": "8",
+        **env,
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "serve"],
+            env=environment, stdout=log, stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    return Service(process, f"http://127.0.0.1:{port}", "test-key", runtime, log_path)
