@@ -1,0 +1,28 @@
+"""The one interface every inference backend offers the model code.
+
+Model code (OCR, CLIP) only feeds named arrays and reads outputs, so the same pipeline runs on
+onnxruntime on a laptop and on the RK3588 NPU once an ``rknn`` backend is added behind this seam.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Session(Protocol):
+    """A loaded model ready to run, one call at a time."""
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the graph inputs, in graph order."""
+        ...
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the graph once; outputs in graph order."""
+        ...
+
+    def metadata(self) -> dict[str, str]:
+        """The model's custom metadata map (e.g. the OCR character list under ``character``)."""
+        ...
