@@ -11,7 +11,7 @@ from frontend.farm import Farm
 
 
 def create_app(settings: FrontSettings | None = None) -> Flask:
-    from frontend import mtphotos, status
+    from frontend import metrics, mtphotos, status
 
     settings = settings or FrontSettings.from_env()
     app = Flask(__name__)
@@ -26,6 +26,7 @@ def create_app(settings: FrontSettings | None = None) -> Flask:
     app.extensions["farm"] = Farm(settings.farm_endpoint, settings.request_timeout)
     app.register_blueprint(status.bp)
     app.register_blueprint(mtphotos.bp)
+    app.register_blueprint(metrics.bp)
     app.register_error_handler(413, lambda e: (jsonify(result=[], msg="upload too large"), 413))
     return app
 

@@ -59,6 +59,18 @@ def restart() -> Answer:
     return jsonify(result="pass"), 200
 
 
+@bp.post("/restart_v2")
+def restart_v2() -> Answer:
+    """Release memory: the supervisor recycles the workers one at a time. The official
+    service re-executes itself and never answers; any answer is fine for MT-Photos."""
+    if (denied := _auth()) is not None:
+        return denied
+    _, failure = _call("recycle", {}, ())
+    if failure is not None:
+        return failure
+    return jsonify(result="pass"), 200
+
+
 @bp.post("/ocr")
 def ocr() -> Answer:
     if (denied := _auth("file")) is not None:

@@ -55,7 +55,7 @@ def _render(status: dict[str, Any]) -> str:
     return (
         f"<p>Backend: {html.escape(str(status.get('backend')))}. "
         f"Up {status.get('uptime')} s. Queue {status['queue']}/{status['queue_size']}, "
-        f"running {status['running']}. Requests {counters.get('requests', 0)}, "
+        f"running {status['running']}. Jobs {counters.get('jobs', 0)}, "
         f"busy {counters.get('busy', 0)}, worker restarts {restarts}.</p>"
         "<table><tr><th>worker</th><th>core</th><th>backend</th><th>models</th>"
         f"<th>jobs</th><th>errors</th></tr>{rows}</table>"

@@ -80,5 +80,9 @@ def test_paused_worker_gets_no_jobs_and_overdue_jobs_are_found():
     d.worker_gone(b"a")
     d.worker_idle(b"b")
     list(d.assign(now=0))
+    assert d.abandon(now=9) == []
+    assert [j.id for j in d.abandon(now=12)] == ["1"]
+    assert d.abandon(now=13) == []
     assert d.overdue(now=12, grace=5) == []
     assert [w for w, _ in d.overdue(now=15, grace=5)] == [b"b"]
+    assert not d.retry(d.worker_gone(b"b"), now=15)

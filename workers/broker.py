@@ -30,6 +30,7 @@ from protocol.wire import (
     encode,
 )
 from workers.dispatch import Dispatcher, Job
+from workers.stats import FarmStats
 
 log = logging.getLogger("mtai.broker")
 
@@ -56,9 +57,8 @@ class Broker:
     dispatch: Dispatcher
     controls: dict[str, Control] = field(default_factory=dict)
     workers: dict[bytes, WorkerState] = field(default_factory=dict)
-    counters: dict[str, int] = field(
-        default_factory=lambda: {"requests": 0, "busy": 0, "retries": 0, "lost": 0, "timeouts": 0}
-    )
+    stats: FarmStats = field(default_factory=FarmStats)
+    last_job_at: float = field(default_factory=time.time)
 
     def on_front(self) -> None:
         """A request from an HTTP handler."""
@@ -72,11 +72,10 @@ class Broker:
         if request.kind != REQUEST:
             log.warning("front sent a %s message; dropped", request.kind)
             return
-        self.counters["requests"] += 1
         if request.task in self.controls:
             self._send_front(client, self._run_control(request))
             return
-        now = time.time()
+        now = self.last_job_at = time.time()
         deadline = request.deadline or now + DEFAULT_DEADLINE_SECONDS
         job = Job(request.id, client, request.task, body, deadline, queued_at=now)
         if deadline <= now:
@@ -109,11 +108,10 @@ class Broker:
         elif header["kind"] in (REPLY, ERROR):
             state.last_seen = now
             job = self.dispatch.finish(worker, header["id"])
-            if job is None:
+            if job is None or job.answered:
                 log.info("late reply %s from %s dropped", header["id"], worker)
             else:
-                state.jobs += 1
-                state.errors += header["kind"] == ERROR
+                self._record(job, state, failed=header["kind"] == ERROR, now=now)
                 self.front.send_multipart([job.client, *body], copy=False)
             self.dispatch.worker_idle(worker)
 
@@ -122,6 +120,10 @@ class Broker:
         now = time.time()
         for job in self.dispatch.expire(now):
             self._fail(job, BUSY, "deadline passed while queued")
+        for job in self.dispatch.abandon(now):
+            self.stats.count(self._task_name(job.task), "timeouts")
+            log.warning("job %s (%s) passed its deadline on a worker", job.id, job.task)
+            self._fail(job, TIMEOUT, "the job ran past its deadline")
         for worker, job in self.dispatch.assign(now):
             try:
                 self.back.send_multipart([worker, *job.frames], copy=False)
@@ -135,22 +137,20 @@ class Broker:
         if job is None:
             return
         if self.dispatch.retry(job, time.time()):
-            self.counters["retries"] += 1
+            self.stats.count(self._task_name(job.task), "retries")
             log.warning("%s under job %s (%s); retrying it", reason, job.id, job.task)
             return
-        self.counters["lost"] += 1
+        self.stats.count(self._task_name(job.task), "lost")
         self._fail(job, WORKER_LOST, f"{reason} while running this job, twice")
 
     def overdue(self, grace: float) -> list[bytes]:
-        """Workers whose job ran past its deadline; their clients get TIMEOUT now."""
-        hung = []
-        for worker, job in self.dispatch.overdue(time.time(), grace):
-            self.dispatch.worker_gone(worker)
-            self.workers.pop(worker, None)
-            self.counters["timeouts"] += 1
-            self._fail(job, TIMEOUT, "the job ran past its deadline; its worker is replaced")
-            hung.append(worker)
-        return hung
+        """Workers still on a job `grace` seconds past its deadline (already answered)."""
+        return [worker for worker, _ in self.dispatch.overdue(time.time(), grace)]
+
+    def silent(self, limit: float) -> list[bytes]:
+        """Idle workers that stopped heartbeating (stopped or wedged outside a job)."""
+        now = time.time()
+        return [w for w in self.dispatch.idle if now - self.workers[w].last_seen > limit]
 
     def status(self) -> dict[str, Any]:
         return {
@@ -158,9 +158,14 @@ class Broker:
             "queue_size": self.dispatch.queue_size,
             "running": len(self.dispatch.running),
             "idle": len(self.dispatch.idle),
-            "counters": dict(self.counters),
+            "idle_seconds": round(time.time() - self.last_job_at, 1),
+            "counters": self.stats.totals(),
+            "tasks": self.stats.snapshot(),
             "workers": {
-                w.identity.decode(errors="replace"): {**w.info, "jobs": w.jobs, "errors": w.errors}
+                w.identity.decode(errors="replace"): {
+                    **w.info, "jobs": w.jobs, "errors": w.errors,
+                    "busy": w.identity in self.dispatch.running,
+                }
                 for w in self.workers.values()
             },
         }
@@ -172,9 +177,24 @@ class Broker:
             log.exception("control %s failed", request.task)
             return request.fail("internal", str(exc))
 
+    def _task_name(self, task: str) -> str:
+        """Stats only for tasks some worker offers, so no client can grow the table."""
+        known = any(task in w.info.get("tasks", ()) for w in self.workers.values())
+        return task if known else "other"
+
+    def _record(self, job: Job, state: WorkerState, failed: bool, now: float) -> None:
+        task = self.stats.task(self._task_name(job.task))
+        started = job.started_at or now
+        task.queue.observe(max(0.0, started - job.queued_at))
+        task.run.observe(max(0.0, now - started))
+        task.counters["jobs"] += 1
+        task.counters["errors"] += failed
+        state.jobs += 1
+        state.errors += failed
+
     def _fail(self, job: Job, code: str, message: str) -> None:
         if code == BUSY:
-            self.counters["busy"] += 1
+            self.stats.count(self._task_name(job.task), "busy")
         self._send_front(job.client, Message(ERROR, job.id, task=job.task).fail(code, message))
 
     def _answer_malformed(self, client: bytes, body: list, exc: ProtocolError) -> None:

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("mtai.supervisor")
 
@@ -34,8 +34,11 @@ class Child:
     started_at: float = 0.0
     failures: int = 0
     restarts: int = 0
+    recycles: int = 0
     next_start: float = 0.0
-    stopping: bool = field(default=False)
+    kill_at: float | None = None
+    stopping: bool = False
+    recycling: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -51,6 +54,7 @@ class Child:
     def start(self) -> None:
         self.process = subprocess.Popen(self.argv, env=self.env)
         self.started_at = time.monotonic()
+        self.kill_at = None
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
     def reap(self) -> int | None:
@@ -61,6 +65,12 @@ class Child:
         self.process = None
         if self.stopping:
             log.info("%s stopped (%s)", self.name, describe_status(status))
+            return status
+        if self.recycling:
+            self.recycling = False
+            self.recycles += 1
+            self.next_start = time.monotonic()
+            log.info("%s recycled (%s)", self.name, describe_status(status))
             return status
         lived = time.monotonic() - self.started_at
         self.failures = 0 if lived >= STABLE_SECONDS else self.failures + 1
@@ -75,6 +85,18 @@ class Child:
 
     def due(self) -> bool:
         return self.process is None and not self.stopping and time.monotonic() >= self.next_start
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM now, SIGKILL after `grace` seconds if it is still there (see escalate)."""
+        self.signal(signal.SIGTERM)
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + grace
+
+    def escalate(self) -> None:
+        if self.kill_at is not None and time.monotonic() >= self.kill_at and self.alive():
+            log.error("%s ignored SIGTERM; sending SIGKILL", self.name)
+            self.signal(signal.SIGKILL)
+            self.kill_at = None
 
     def signal(self, signum: int) -> None:
         if self.alive():

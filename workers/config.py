@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from models.runtime import resolve_backend
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int | None = 0) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(float(raw))
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+    if minimum is not None and value < minimum:
         raise SystemExit(f"{name}={value} is below the minimum {minimum}")
     return value
 
@@ -33,9 +33,12 @@ class Settings:
     workers: int  # WORKERS: worker processes, one per NPU core (RK3588 has 3)
     http_port: int  # HTTP_PORT: also names the default runtime directory
     queue_size: int  # QUEUE_SIZE: jobs waiting beyond the busy workers before 503
-    backend: str  # BACKEND: auto | onnx | rknn
+    backend: str  # BACKEND: auto | onnx (auto resolved here, once)
     cpu_threads: int | None  # CPU_THREADS: onnxruntime threads per worker (default cores/workers)
-    job_grace: float  # seconds a job may overrun its deadline before its worker is killed
+    idle_recycle: float  # SERVER_RESTART_TIME: idle seconds before workers are recycled; <=0 off
+    memory_limit: int  # MAX_WORKER_MEMORY_MB: recycle a worker whose USS passes this; 0 off
+    job_grace: float = 5.0  # seconds a job may overrun its deadline before its worker is killed
+    heartbeat_timeout: float = 10.0  # seconds an idle worker may stay silent before it is killed
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,5 +50,6 @@ class Settings:
             queue_size=env_int("QUEUE_SIZE", 64, minimum=1),
             backend=_backend(os.environ.get("BACKEND", "auto")),
             cpu_threads=threads or max(1, (os.cpu_count() or 1) // workers),
-            job_grace=5.0,
+            idle_recycle=float(env_int("SERVER_RESTART_TIME", 300, minimum=None)),
+            memory_limit=env_int("MAX_WORKER_MEMORY_MB", 0) * 1024 * 1024,
         )

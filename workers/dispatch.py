@@ -27,6 +27,7 @@ class Job:
     queued_at: float
     attempts: int = 0
     started_at: float | None = None
+    answered: bool = False  # the client already got TIMEOUT; a late result is dropped
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Dispatcher:
 
     def retry(self, job: Job, now: float) -> bool:
         """Put a job lost with its worker back at the head of the queue, once."""
-        if job.attempts >= MAX_ATTEMPTS or job.deadline <= now:
+        if job.answered or job.attempts >= MAX_ATTEMPTS or job.deadline <= now:
             return False
         job.started_at = None
         self.queue.appendleft(job)
@@ -101,6 +102,14 @@ class Dispatcher:
             return None
         del self.running[worker]
         return job
+
+    def abandon(self, now: float) -> list[Job]:
+        """Running jobs whose deadline just passed: the client is answered now, while the
+        worker gets a grace period to finish before it counts as hung."""
+        late = [job for job in self.running.values() if not job.answered and job.deadline <= now]
+        for job in late:
+            job.answered = True
+        return late
 
     def overdue(self, now: float, grace: float) -> list[tuple[bytes, Job]]:
         """Running jobs past their deadline (plus grace): their workers are hung."""

@@ -39,6 +39,7 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
     runner.missing.setdefault("clip_image", "the CLIP model is not installed")
     runner.missing.setdefault("clip_text", "the CLIP model is not installed")
     info["load_seconds"] = round(time.monotonic() - started, 2)
+    info["tasks"] = sorted({*runner.handlers, *runner.missing})
     return runner, info
 
 

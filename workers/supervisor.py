@@ -1,8 +1,9 @@
 """The supervisor: one single-threaded loop that brokers jobs and keeps its children alive.
 
 Shaped like gunicorn's arbiter: signal handlers only queue the signal (and wake the loop
-through a pipe); the loop polls sockets, handles queued signals, reaps dead children,
-kills hung ones and starts what is missing. Nothing blocks except the poll.
+through a pipe); each turn polls the sockets, handles queued signals, reaps dead children,
+kills hung ones, starts what is missing and advances a rolling recycle. Nothing blocks
+except the poll, so the systemd watchdog ping from the loop proves the loop is alive.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from workers.children import Child
 from workers.config import Settings
 from workers.dispatch import Dispatcher
 from workers.identity import parse_worker_identity, worker_identity
+from workers.memory import uss_bytes
+from workers.recycle import Recycler
+from workers.systemd import Notifier
 
 log = logging.getLogger("mtai.supervisor")
 
 TICK_MS = 250
+KILL_GRACE = 3.0  # a hung worker gets SIGTERM, then SIGKILL this much later
 FRONT_STOP_GRACE = 30.0  # seconds gunicorn gets to finish its requests on shutdown
 WORKER_STOP_GRACE = 10.0
+MEMORY_CHECK_SECONDS = 15.0
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
 
 
@@ -40,14 +46,23 @@ class Supervisor:
         self.started = time.time()
         self.signals: list[int] = []
         self.stopping = False
+        self.announced = False
+        self.idle_recycled = False
+        self.memory_checked = 0.0
         self.context = zmq.Context()
+        self.recycler = Recycler()
+        self.notifier = Notifier()
         self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
         self.front_child = Child("http front", self._front_argv(), self._front_env())
+
+    @property
+    def children(self) -> list[Child]:
+        return [*self.workers, self.front_child]
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
         self._setup()
-        for child in [*self.workers, self.front_child]:
+        for child in self.children:
             child.start()
         while not self.stopping:
             self.tick()
@@ -59,6 +74,9 @@ class Supervisor:
         self.reap()
         self.murder()
         self.manage()
+        self.recycler.step(self.workers, self.broker)
+        self.housekeep()
+        self.notify()
 
     def poll(self, timeout_ms: int) -> None:
         events = dict(self.poller.poll(timeout_ms))
@@ -78,6 +96,8 @@ class Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("%s: stopping", signal.Signals(signum).name)
                 self.stopping = True
+            elif signum == signal.SIGHUP:
+                self.recycle("SIGHUP")
 
     def reap(self) -> None:
         for slot, child in enumerate(self.workers):
@@ -87,29 +107,71 @@ class Supervisor:
         self.front_child.reap()
 
     def murder(self) -> None:
-        """Kill workers whose job overran its deadline: a hung NPU call never returns."""
-        for identity in self.broker.overdue(self.settings.job_grace):
+        """Replace workers that hang: a job past its deadline, or an idle worker gone silent
+        (stopped, or wedged outside a job). A hung NPU call never returns by itself."""
+        overdue = self.broker.overdue(self.settings.job_grace)
+        silent = self.broker.silent(self.settings.heartbeat_timeout)
+        hung = [(i, "ran past its job deadline") for i in overdue]
+        hung += [(i, "stopped heartbeating") for i in silent]
+        for identity, why in hung:
             slot, pid = parse_worker_identity(identity)
-            log.error("worker %d (pid %s) hung past its job deadline; killing it", slot, pid)
+            self.broker.worker_gone(identity, why)  # its job, if any, was answered already
             if 0 <= slot < len(self.workers) and self.workers[slot].pid == pid:
-                self.workers[slot].signal(signal.SIGKILL)
+                log.error("worker %d (pid %s) %s; replacing it", slot, pid, why)
+                self.workers[slot].terminate(KILL_GRACE)
+        for child in self.children:
+            child.escalate()
 
     def manage(self) -> None:
-        for child in [*self.workers, self.front_child]:
+        for child in self.children:
             if child.due():
                 child.start()
+
+    def housekeep(self) -> None:
+        """Idle timer and memory watermark: both only queue a rolling recycle."""
+        idle_for = time.time() - self.broker.last_job_at
+        if idle_for < 1.0:
+            self.idle_recycled = False
+        elif 0 < self.settings.idle_recycle <= idle_for and not self.idle_recycled:
+            self.idle_recycled = True
+            self.recycle(f"idle for {idle_for:.0f}s (SERVER_RESTART_TIME)")
+        now = time.monotonic()
+        if self.settings.memory_limit and now - self.memory_checked >= MEMORY_CHECK_SECONDS:
+            self.memory_checked = now
+            for slot, child in enumerate(self.workers):
+                used = uss_bytes(child.pid) if child.pid else None
+                if used and used > self.settings.memory_limit:
+                    reason = f"USS {used >> 20} MB over MAX_WORKER_MEMORY_MB"
+                    self.recycler.request([slot], reason)
+
+    def notify(self) -> None:
+        ready, queued = len(self.broker.workers), len(self.broker.dispatch.queue)
+        jobs = self.broker.stats.totals()["jobs"]
+        line = f"{ready}/{len(self.workers)} workers ready, queue {queued}, {jobs} jobs"
+        if not self.announced and ready >= len(self.workers):
+            self.announced = True
+            self.notifier.ready(line)
+            log.info("all %d workers ready", ready)
+        else:
+            self.notifier.status(line)
+        self.notifier.watchdog()
+
+    def recycle(self, reason: str) -> dict[str, Any]:
+        queued = self.recycler.request(list(range(len(self.workers))), reason)
+        return {"recycling": queued}
 
     # -- stopping --------------------------------------------------------------------------
     def halt(self) -> int:
         """Stop intake first, keep brokering while the front drains, then stop workers."""
-        for child in [*self.workers, self.front_child]:
+        self.notifier.stopping()
+        for child in self.children:
             child.stopping = True
         self.front_child.signal(signal.SIGTERM)
         self._wait_for([self.front_child], FRONT_STOP_GRACE)
         for child in self.workers:
             child.signal(signal.SIGTERM)
         self._wait_for(self.workers, WORKER_STOP_GRACE)
-        for child in [*self.workers, self.front_child]:
+        for child in self.children:
             child.signal(signal.SIGKILL)
             if child.process is not None:
                 child.process.wait()
@@ -135,9 +197,8 @@ class Supervisor:
             socket.setsockopt(zmq.LINGER, 0)
         self.front.bind(front_endpoint(self.runtime))
         self.back.bind(back_endpoint(self.runtime))
-        self.broker = Broker(
-            self.front, self.back, Dispatcher(self.settings.queue_size), {"status": self.status}
-        )
+        controls = {"status": self.status, "recycle": lambda options: self.recycle("/restart_v2")}
+        self.broker = Broker(self.front, self.back, Dispatcher(self.settings.queue_size), controls)
         self.wake_r, wake_w = os.pipe()
         for fd in (self.wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -155,13 +216,16 @@ class Supervisor:
         self.signals.append(signum)
 
     def status(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Answer of the `status` control task: /check and the status page show it."""
+        """Answer of the `status` control task: /check, /metrics and the status page."""
         farm = self.broker.status()
         farm["slots"] = [
-            {"slot": slot, "pid": c.pid, "restarts": c.restarts, "crash_loop": c.crash_loop}
+            {"slot": slot, "pid": c.pid, "restarts": c.restarts, "recycles": c.recycles,
+             "crash_loop": c.crash_loop, "uss_bytes": uss_bytes(c.pid) if c.pid else None}
             for slot, c in enumerate(self.workers)
         ]
-        farm.update(backend=self.settings.backend, uptime=round(time.time() - self.started))
+        farm["front"] = {"pid": self.front_child.pid, "restarts": self.front_child.restarts}
+        farm.update(backend=self.settings.backend, uptime=round(time.time() - self.started),
+                    recycling=self.recycler.busy, recycled=self.recycler.completed)
         return farm
 
     def _worker_child(self, slot: int) -> Child:

@@ -1,0 +1,241 @@
+"""Fault tests with real processes: kill, stop, flood and recycle the farm under load.
+
+Loopback only, every loop bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from protocol.client import FarmClient
+from protocol.endpoints import front_endpoint
+from protocol.wire import BUSY, ERROR, REPLY
+from tests.service import Service, start_service
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def farm(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = start_service(
+        tmp_path_factory.mktemp("farm"), model_dir,
+        QUEUE_SIZE="6", REQUEST_TIMEOUT="20", HTTP_THREADS="24", SERVER_RESTART_TIME="0",
+    )
+    try:
+        running.wait_ready(workers=3)
+        yield running
+    finally:
+        assert running.stop() == 0, running.log()
+
+
+def sleep_job(service: Service, seconds: float, timeout: float = 20) -> str:
+    """One diagnostic job straight to the broker; returns 'ok' or the error code."""
+    client = FarmClient(front_endpoint(service.runtime))
+    try:
+        reply = client.call("sleep", {"seconds": seconds}, timeout=timeout)
+    finally:
+        client.close()
+    return "ok" if reply.kind == REPLY else reply.error["code"]
+
+
+def post_ocr(service: Service, image: bytes) -> tuple[int, dict]:
+    response = service.post("/ocr", files={"file": ("i.jpg", image)})
+    return response.status_code, response.json()
+
+
+def under_load(action: Callable[[], None], request: Callable[[], tuple[int, dict]],
+               until: Callable[[], bool], limit: float = 120,
+               threads: int = 4) -> list[tuple[int, dict]]:
+    """Keep `threads` clients busy from 1 s before `action` until `until()` holds (at
+    most `limit` seconds), then 1 s more; return every answer."""
+    stop = threading.Event()
+    answers: list[tuple[int, dict]] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            answers.append(request())
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(client) for _ in range(threads)]
+        time.sleep(1.0)
+        action()
+        end = time.monotonic() + limit
+        while not until() and time.monotonic() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        stop.set()
+        for future in futures:
+            future.result()
+    assert until(), "the condition under load was not reached"
+    return answers
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, service: Service) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{what} within {timeout}s\n{service.log()}")
+
+
+def failures(answers: list[tuple[int, dict]]) -> list:
+    return [a for a in answers if a[0] != 200 or "msg" in a[1] or not a[1]["result"]["texts"]]
+
+
+def test_worker_killed_mid_job_under_load_loses_no_request(farm: Service, shared: Path):
+    image = (shared / "testdata/ocr/rapidocr_text_rec.jpg").read_bytes()
+
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        end = time.monotonic() + 10
+        while not killed and time.monotonic() < end:
+            busy = [w["pid"] for w in farm.farm_status()["workers"].values() if w["busy"]]
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+        assert killed, "no worker was ever busy"
+
+    def replaced() -> bool:
+        return len(farm.farm_status()["workers"]) == 3 and all(
+            w["pid"] != killed[0] for w in farm.farm_status()["workers"].values())
+
+    answers = under_load(kill_a_busy_worker, lambda: post_ocr(farm, image), until=replaced)
+    assert len(answers) >= 4
+    assert failures(answers) == []
+    assert farm.farm_status()["counters"]["retries"] >= 1
+
+
+def test_stopped_worker_is_replaced_and_the_others_keep_serving(farm: Service):
+    status = farm.wait_ready(workers=3)
+    victim = status["slots"][1]["pid"]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            codes = Counter(pool.map(lambda _: sleep_job(farm, 0.2, timeout=6), range(60)))
+        # A job handed to the stopped worker times out; every other job is served.
+        assert codes["ok"] >= 55 and set(codes) <= {"ok", "timeout"}, codes
+        wait_for(lambda: farm.farm_status()["slots"][1]["pid"] not in (None, victim), 30,
+                 "stopped worker not replaced", farm)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    farm.wait_ready(workers=3)
+    assert sleep_job(farm, 0) == "ok"
+
+
+def test_flood_far_beyond_the_queue_gets_quick_busy_answers_then_recovers(farm: Service):
+    farm.wait_ready(workers=3)
+    started = time.monotonic()
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(lambda _: (sleep_job(farm, 1.0), time.monotonic()), range(40)))
+    codes = Counter(code for code, _ in results)
+    assert codes["ok"] >= 3 + 6 - 1 and codes[BUSY] >= 25, codes
+    assert set(codes) <= {"ok", BUSY}
+    busy_latency = [at - started for code, at in results if code == BUSY]
+    assert max(busy_latency) < 3.0, "busy answers must be quick"
+    assert sleep_job(farm, 0) == "ok"
+
+
+def test_http_flood_is_503_with_retry_after(farm: Service, shared: Path):
+    farm.wait_ready(workers=3)
+    image = (shared / "testdata/ocr/rapidocr_ch_en_num.jpg").read_bytes()
+    hold = threading.Event()
+
+    def occupy() -> None:
+        with ThreadPoolExecutor(9) as pool:
+            list(pool.map(lambda _: sleep_job(farm, 2.0), range(9)))
+        hold.set()
+
+    threading.Thread(target=occupy, daemon=True).start()
+    time.sleep(0.5)
+    response = farm.post("/ocr", files={"file": ("i.jpg", image)})
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"].isdigit()
+    hold.wait(30)
+    assert post_ocr(farm, image)[0] == 200
+
+
+def test_restart_v2_under_continuous_load_fails_nothing(farm: Service, shared: Path):
+    image = (shared / "testdata/ocr/rapidocr_text_rec.jpg").read_bytes()
+    status = farm.wait_ready(workers=3)
+    before = {s["slot"]: s["pid"] for s in status["slots"]}
+    restarts = sum(s["restarts"] for s in status["slots"])
+
+    def restart() -> None:
+        assert farm.post("/restart_v2").json() == {"result": "pass"}
+
+    def recycled() -> bool:
+        now = farm.farm_status()
+        return now["recycled"] >= status["recycled"] + 3 and len(now["workers"]) == 3
+
+    answers = under_load(restart, lambda: post_ocr(farm, image), until=recycled, threads=3)
+    assert len(answers) >= 4
+    assert failures(answers) == []
+    after = farm.farm_status()["slots"]
+    assert all(s["pid"] != before[s["slot"]] for s in after)
+    assert sum(s["restarts"] for s in after) == restarts, "a recycle must not look like a crash"
+
+
+def test_killed_http_front_is_restarted(farm: Service):
+    front = farm.farm_status()["front"]
+    os.kill(front["pid"], signal.SIGKILL)
+    wait_for(lambda: farm.farm_status()["front"]["pid"] not in (None, front["pid"]), 30,
+             "front not restarted", farm)
+
+    def serving() -> bool:
+        try:
+            return farm.post("/check").status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(serving, 60, "front not serving again", farm)
+
+
+def test_metrics_expose_counters_and_histograms(farm: Service):
+    sleep_job(farm, 0)
+    text = requests.get(farm.url + "/metrics", timeout=10).text
+    assert 'mtai_jobs_total{task="sleep"}' in text
+    assert 'mtai_run_seconds_bucket{le="+Inf",task="sleep"}' in text
+    assert "mtai_queue_depth" in text and "mtai_worker_restarts_total" in text
+
+
+def test_garbage_on_the_broker_socket_is_answered_or_dropped(farm: Service):
+    import zmq
+
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(front_endpoint(farm.runtime))
+    try:
+        for frames in ([b"junk"], [b'{"v":1,"kind":"request","id":"x","arrays":[{}]}', b"z"],
+                       [b"\x00" * 1000, b"", b""], [b'{"v": 2}']):
+            socket.send_multipart(frames)
+        if socket.poll(2000):
+            assert ERROR.encode() in socket.recv_multipart()[0]
+    finally:
+        socket.close()
+    assert sleep_job(farm, 0) == "ok"
+
+
+def test_idle_timer_recycles_workers(model_dir: Path, tmp_path: Path):
+    service = start_service(tmp_path, model_dir, WORKERS="1", SERVER_RESTART_TIME="2")
+    try:
+        service.wait_ready(workers=1)
+        assert sleep_job(service, 0) == "ok"
+        wait_for(lambda: service.farm_status()["recycled"] >= 1, 60, "no idle recycle", service)
+        service.wait_ready(workers=1)
+        assert sleep_job(service, 0) == "ok"
+    finally:
+        assert service.stop() == 0, service.log()
