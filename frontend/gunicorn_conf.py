@@ -28,3 +28,20 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
 proc_name = "mtai-front"
 control_socket_disable = True  # gunicorn 25+ would otherwise write a socket into $HOME
+
+
+def when_ready(server: object) -> None:
+    """Leave with the supervisor: gunicorn runs in its own process group (so its workers
+    die with it), which also means nothing else stops it if the supervisor is killed."""
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()

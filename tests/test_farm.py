@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def farm(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running = start_service(
         tmp_path_factory.mktemp("farm"), model_dir,
-        QUEUE_SIZE="6", REQUEST_TIMEOUT="20", HTTP_THREADS="24", SERVER_RESTART_TIME="0",
+        QUEUE_SIZE="6", REQUEST_TIMEOUT="90", HTTP_THREADS="24", SERVER_RESTART_TIME="0",
     )
     try:
         running.wait_ready(workers=3)
@@ -239,3 +239,21 @@ def test_idle_timer_recycles_workers(model_dir: Path, tmp_path: Path):
         assert sleep_job(service, 0) == "ok"
     finally:
         assert service.stop() == 0, service.log()
+
+
+def test_killed_supervisor_takes_its_children_along(model_dir: Path, tmp_path: Path):
+    service = start_service(tmp_path, model_dir, WORKERS="1")
+    status = service.wait_ready(workers=1)
+    children = [status["slots"][0]["pid"], status["front"]["pid"]]
+    service.process.kill()
+    service.process.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie awaiting its reaper is gone too
+            return stat.read().split(") ")[1].startswith("Z")
+
+    wait_for(lambda: all(gone(pid) for pid in children), 30, "orphans left running", service)

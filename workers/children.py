@@ -30,6 +30,7 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
+    group: bool = False  # own process group: its orphans die with it (gunicorn's workers)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     failures: int = 0
@@ -52,7 +53,7 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=self.group)
         self.started_at = time.monotonic()
         self.kill_at = None
         log.info("started %s (pid %d)", self.name, self.process.pid)
@@ -62,6 +63,10 @@ class Child:
         if self.process is None or self.process.poll() is None:
             return None
         status = self.process.returncode
+        if self.group:
+            # A killed gunicorn master leaves workers that keep the port; they go with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
         if self.stopping:
             log.info("%s stopped (%s)", self.name, describe_status(status))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from models.manifest import default_model_dir
+from models.manifest import ModelIntegrityError, default_model_dir
 from models.ocr.pipeline import OcrPipeline
 from workers.tasks import TaskRunner, ocr_handler, sleep_handler
 
@@ -32,6 +32,9 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
         runner.missing["ocr"] = (
             f"OCR models are not installed in {model_dir}; run `mtai models fetch ocr`"
         )
+    except ModelIntegrityError as exc:
+        log.error("OCR models in %s failed verification: %s", model_dir, exc)
+        runner.missing["ocr"] = f"OCR model files are damaged ({exc}); run `mtai models fetch ocr`"
     else:
         _warm_up(ocr)
         runner.handlers["ocr"] = ocr_handler(ocr)

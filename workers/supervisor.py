@@ -53,7 +53,7 @@ class Supervisor:
         self.recycler = Recycler()
         self.notifier = Notifier()
         self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
-        self.front_child = Child("http front", self._front_argv(), self._front_env())
+        self.front_child = Child("http front", self._front_argv(), self._front_env(), group=True)
 
     @property
     def children(self) -> list[Child]:
