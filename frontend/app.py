@@ -11,7 +11,7 @@ from frontend.farm import Farm
 
 
 def create_app(settings: FrontSettings | None = None) -> Flask:
-    from frontend import metrics, mtphotos, status
+    from frontend import immich, metrics, mtphotos, status
 
     settings = settings or FrontSettings.from_env()
     app = Flask(__name__)
@@ -27,6 +27,7 @@ def create_app(settings: FrontSettings | None = None) -> Flask:
     app.register_blueprint(status.bp)
     app.register_blueprint(mtphotos.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(immich.bp)
     app.register_error_handler(413, lambda e: (jsonify(result=[], msg="upload too large"), 413))
     return app
 

@@ -7,24 +7,20 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from frontend.auth import check_api_key
-from frontend.decode import DecodedImage, ImageRejected, decode_image
+from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
 from frontend.errors import busy, missing_fields, unusable
-from frontend.farm import Farm
 from frontend.formats import ocr_result, vector_strings
+from frontend.jobs import JobFailed, Overloaded, run_job
 from frontend.status import farm_status
 from protocol.client import FarmUnreachable
-from protocol.wire import BUSY, ERROR, Message
 
 TITLE = "mt-photos-ai-rknn"
 OCR_MAX_SIDE = 2000  # PP-OCR works on at most 2000 px; bigger JPEGs are decoded reduced
-CLIP_MAX_SIDE = 224
+CLIP_DECODE_SIDE = 448  # JPEG draft stops at twice CLIP's 224 px, then a bicubic resize
+MAX_TEXT_CHARS = 10_000  # CLIP reads 50 tokens; longer queries are a client bug
 
 bp = Blueprint("mtphotos", __name__)
 Answer = tuple[Response, int]
-
-
-def _farm() -> Farm:
-    return current_app.extensions["farm"]
 
 
 def _auth(*fields: str) -> Answer | None:
@@ -36,16 +32,18 @@ def check() -> Answer:
     if (denied := _auth()) is not None:
         return denied
     try:
-        status = farm_status(_farm())
+        status = farm_status(current_app.extensions["farm"])
     except FarmUnreachable as exc:
         return busy(str(exc), retry_after=5)
-    models = sorted({m for w in status["workers"].values() for m in w.get("models", {})})
+    workers = status["workers"].values()
+    models = sorted({m for w in workers for m in w.get("models", {})})
+    devices = sorted({f"{w.get('backend')}:core{w.get('core')}" for w in workers})
     return jsonify(
         result="pass",
         title=TITLE,
         help="https://mtmt.tech/docs/advanced/ocr_api",
         backend=status.get("backend"),
-        device=_devices(status),
+        device=devices,
         models=models,
         workers=len(status["workers"]),
     ), 200
@@ -65,80 +63,80 @@ def restart_v2() -> Answer:
     service re-executes itself and never answers; any answer is fine for MT-Photos."""
     if (denied := _auth()) is not None:
         return denied
-    _, failure = _call("recycle", {}, ())
-    if failure is not None:
-        return failure
-    return jsonify(result="pass"), 200
+    return _run("recycle", {}, (), lambda reply: "pass")
 
 
 @bp.post("/ocr")
 def ocr() -> Answer:
     if (denied := _auth("file")) is not None:
         return denied
-    image, failure = _uploaded_image(OCR_MAX_SIDE)
-    if failure is not None:
+    image, failure = uploaded_image("file", OCR_MAX_SIDE)
+    if image is None:
         return failure
-    reply, failure = _call("ocr", {}, (image.array,))
-    if failure is not None:
-        return failure
-    return jsonify(result=ocr_result(reply.result["lines"], image.scale)), 200
+    return _run("ocr", {}, (image.array,),
+                lambda reply: ocr_result(reply.result["lines"], image.scale))
 
 
 @bp.post("/clip/img")
 def clip_image() -> Answer:
     if (denied := _auth("file")) is not None:
         return denied
-    image, failure = _uploaded_image(CLIP_MAX_SIDE)
-    if failure is not None:
+    image, failure = uploaded_image("file", CLIP_DECODE_SIDE)
+    if image is None:
         return failure
-    reply, failure = _call("clip_image", {}, (image.array,))
-    if failure is not None:
-        return failure
-    return jsonify(result=vector_strings(reply.arrays[0].ravel())), 200
+    return _run("clip_image", {}, (clip_pixels(image.array),),
+                lambda reply: vector_strings(reply.arrays[0].ravel()))
 
 
 @bp.post("/clip/txt")
 def clip_text() -> Answer:
     if (denied := _auth("text")) is not None:
         return denied
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict) or "text" not in payload:
-        return missing_fields(("body", "text"))
-    if not isinstance(payload["text"], str):
-        return jsonify(detail=[{"type": "string_type", "loc": ["body", "text"],
-                                "msg": "Input should be a valid string"}]), 422
-    reply, failure = _call("clip_text", {"text": payload["text"]}, ())
-    if failure is not None:
+    text, failure = query_text()
+    if text is None:
         return failure
-    return jsonify(result=vector_strings(reply.arrays[0].ravel())), 200
+    return _run("clip_text", {"text": text}, (),
+                lambda reply: vector_strings(reply.arrays[0].ravel()))
 
 
-def _uploaded_image(max_side: int) -> tuple[DecodedImage | None, Answer | None]:
-    upload = request.files.get("file")
+def uploaded_image(field: str, max_side: int) -> tuple[DecodedImage | None, Answer | None]:
+    """The decoded upload, or the answer to give instead (422 missing, 200 unusable)."""
+    upload = request.files.get(field)
     if upload is None:
-        return None, missing_fields(("body", "file"))
+        return None, missing_fields(("body", field))
     try:
         return decode_image(upload.read(), max_side=max_side), None
     except ImageRejected as exc:
         return None, unusable(f"unusable image: {exc}")
 
 
-def _call(
-    task: str, options: dict[str, Any], arrays: tuple
-) -> tuple[Message | None, Answer | None]:
-    """One farm round trip; overload and an absent farm are 503, any job error is the
-    documented 200 with an empty result and the reason."""
+def query_text() -> tuple[str | None, Answer | None]:
+    """`text` from a JSON body, FastAPI-style 422s for everything else."""
+    payload = request.get_json(silent=True)
+    if payload is None and request.get_data(cache=True):
+        return None, _invalid(["body"], "json_invalid", "JSON decode error")
+    if not isinstance(payload, dict) or "text" not in payload:
+        return None, missing_fields(("body", "text"))
+    text = payload["text"]
+    if not isinstance(text, str):
+        return None, _invalid(["body", "text"], "string_type", "Input should be a valid string")
+    if len(text) > MAX_TEXT_CHARS:
+        return None, _invalid(["body", "text"], "string_too_long",
+                              f"String should have at most {MAX_TEXT_CHARS} characters")
+    return text, None
+
+
+def _invalid(loc: list[str], kind: str, message: str) -> Answer:
+    return jsonify(detail=[{"type": kind, "loc": loc, "msg": message}]), 422
+
+
+def _run(task: str, options: dict[str, Any], arrays: tuple, shape: Any) -> Answer:
+    """One job; overload is 503 (MT-Photos retries), any other failure the documented 200
+    with an empty result and the reason."""
     try:
-        reply = _farm().call(task, options, arrays)
-    except FarmUnreachable as exc:
-        return None, busy(str(exc), retry_after=5)
-    if reply.kind != ERROR:
-        return reply, None
-    error = reply.error or {}
-    if error.get("code") == BUSY:
-        return None, busy(f"server busy: {error.get('message')}")
-    return None, unusable(error.get("message", "the job failed"))
-
-
-def _devices(status: dict[str, Any]) -> list[str]:
-    return sorted({f"{w.get('backend')}:core{w.get('core')}" for w in status["workers"].values()})
+        reply = run_job(task, options, arrays)
+    except Overloaded as exc:
+        return busy(str(exc), retry_after=5 if "no answer" in str(exc) else 1)
+    except JobFailed as exc:
+        return unusable(str(exc))
+    return jsonify(result=shape(reply)), 200

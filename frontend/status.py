@@ -13,6 +13,12 @@ from protocol.wire import ERROR
 
 bp = Blueprint("status", __name__)
 STATUS_TIMEOUT = 3.0
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse}td,th{padding:.3em .9em;text-align:left;"
+    "border-bottom:1px solid #ddd}.down{color:#b00}.ok{color:#070}dt{font-weight:600}"
+    "dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}"
+)
 
 
 def farm_status(farm: Farm) -> dict[str, Any]:
@@ -28,35 +34,53 @@ def index() -> tuple[str, int, dict[str, str]]:
     try:
         status = farm_status(current_app.extensions["farm"])
     except FarmUnreachable as exc:
-        body = f"<p class=down>Worker farm unreachable: {html.escape(str(exc))}</p>"
+        body = f"<p class=down id=farm>Worker farm unreachable: {html.escape(str(exc))}</p>"
     else:
-        body = _render(status)
+        body = render(status)
     version = html.escape(current_app.config["VERSION"])
     page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>MT-Photos AI (RKNN)</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
-        ".down{color:#b00}</style></head><body>"
-        f"<h1>MT-Photos AI (RKNN) {version}</h1>{body}</body></html>"
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>MT-Photos AI (RKNN)"
+        f"</title><style>{STYLE}</style></head><body><h1>MT-Photos AI (RKNN)</h1>"
+        f"<p>Version {version}</p>{body}</body></html>"
     )
     return page, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
-def _render(status: dict[str, Any]) -> str:
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
-            name, info.get("core"), info.get("backend"),
-            ", ".join(info.get("models", {})) or "none",
-            info.get("jobs"), info.get("errors"),
-        )) + "</tr>"
-        for name, info in sorted(status["workers"].items())
-    )
-    restarts = sum(slot["restarts"] for slot in status.get("slots", []))
-    counters = status.get("counters", {})
-    return (
-        f"<p>Backend: {html.escape(str(status.get('backend')))}. "
-        f"Up {status.get('uptime')} s. Queue {status['queue']}/{status['queue_size']}, "
-        f"running {status['running']}. Jobs {counters.get('jobs', 0)}, "
-        f"busy {counters.get('busy', 0)}, worker restarts {restarts}.</p>"
-        "<table><tr><th>worker</th><th>core</th><th>backend</th><th>models</th>"
-        f"<th>jobs</th><th>errors</th></tr>{rows}</table>"
-    )
+def render(status: dict[str, Any]) -> str:
+    """Summary, then one row per worker slot (a slot outlives its processes)."""
+    by_pid = {w.get("pid"): w for w in status["workers"].values()}
+    rows = []
+    for slot in status.get("slots", []):
+        worker = by_pid.get(slot["pid"])
+        state = "ready" if worker else ("crash loop" if slot["crash_loop"] else "starting")
+        if worker and worker.get("busy"):
+            state = "busy"
+        memory = f"{slot['uss_bytes'] / 2**20:.0f} MB" if slot.get("uss_bytes") else "-"
+        cells = (slot["slot"], (worker or {}).get("core", slot["slot"]), state,
+                 ", ".join((worker or {}).get("models", {})) or "-",
+                 (worker or {}).get("jobs", 0), slot["restarts"], slot["recycles"], memory)
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    models = sorted({m for w in status["workers"].values() for m in w.get("models", {})})
+    devices = sorted({f"{w.get('backend')} core {w.get('core')}"
+                      for w in status["workers"].values()})
+    summary = {
+        "Backend": status.get("backend"),
+        "Devices": ", ".join(devices) or "none ready",
+        "Models loaded": ", ".join(models) or "none",
+        "Queue": f"{status['queue']} waiting (of {status['queue_size']}), "
+                 f"{status['running']} running",
+        "Throughput": f"{status.get('jobs_last_minute', 0)} jobs in the last minute",
+        "Jobs": f"{status['counters'].get('jobs', 0)} done, "
+                f"{status['counters'].get('busy', 0)} refused busy, "
+                f"{status['counters'].get('retries', 0)} retried",
+        "Uptime": f"{status.get('uptime', 0)} s",
+    }
+    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in summary.items())
+    head = "".join(f"<th>{h}</th>" for h in (
+        "slot", "core", "state", "models", "jobs", "restarts", "recycles", "memory (USS)"))
+    return (f"<dl id=summary>{items}</dl><h2>Workers</h2>"
+            f"<table id=workers><tr>{head}</tr>{''.join(rows)}</table>")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))

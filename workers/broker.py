@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -59,6 +60,7 @@ class Broker:
     workers: dict[bytes, WorkerState] = field(default_factory=dict)
     stats: FarmStats = field(default_factory=FarmStats)
     last_job_at: float = field(default_factory=time.time)
+    finished: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def on_front(self) -> None:
         """A request from an HTTP handler."""
@@ -159,6 +161,7 @@ class Broker:
             "running": len(self.dispatch.running),
             "idle": len(self.dispatch.idle),
             "idle_seconds": round(time.time() - self.last_job_at, 1),
+            "jobs_last_minute": self._recent(60.0),
             "counters": self.stats.totals(),
             "tasks": self.stats.snapshot(),
             "workers": {
@@ -177,6 +180,12 @@ class Broker:
             log.exception("control %s failed", request.task)
             return request.fail("internal", str(exc))
 
+    def _recent(self, seconds: float) -> int:
+        cutoff = time.time() - seconds
+        while self.finished and self.finished[0] < cutoff:
+            self.finished.popleft()
+        return len(self.finished)
+
     def _task_name(self, task: str) -> str:
         """Stats only for tasks some worker offers, so no client can grow the table."""
         known = any(task in w.info.get("tasks", ()) for w in self.workers.values())
@@ -191,6 +200,7 @@ class Broker:
         task.counters["errors"] += failed
         state.jobs += 1
         state.errors += failed
+        self.finished.append(now)
 
     def _fail(self, job: Job, code: str, message: str) -> None:
         if code == BUSY:

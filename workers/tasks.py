@@ -63,18 +63,29 @@ def ocr_handler(pipeline: Any) -> Handler:
     """OCR: lines with 4-corner boxes in the sent image's pixels, in reading order."""
 
     def handle(request: Message) -> Message:
-        lines = pipeline(rgb_image(request))
+        given = {k: _fraction(request.options, k) for k in ("text_score", "box_thresh")}
+        lines = pipeline(rgb_image(request), **{k: v for k, v in given.items() if v is not None})
         return request.reply(
             {
                 "lines": [
                     {"box": [list(map(float, p)) for p in line.box], "text": line.text,
-                     "score": float(line.score)}
+                     "score": float(line.score), "box_score": float(line.box_score)}
                     for line in lines
                 ]
             }
         )
 
     return handle
+
+
+def _fraction(options: dict[str, Any], key: str) -> float | None:
+    """An optional threshold in [0, 1] (Immich's minScore options)."""
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InputRejected(f"{key} must be a number from 0 to 1")
+    return float(value)
 
 
 def sleep_handler(request: Message) -> Message:
