@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint models install system-deps clean help
+.PHONY: run test lint models install system-deps test-deps clean help
 
 help:
 	@echo "make run     install what is missing, fetch models, serve on :$${HTTP_PORT:-8060}"
@@ -19,7 +19,7 @@ help:
 run: models
 	$(BIN)/mtai serve
 
-test: models
+test: models test-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -43,6 +43,13 @@ system-deps:
 	  echo "installing python3-venv with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q python3-venv python3-dev; }
+
+# The status-page test renders in headless Chromium, from Debian's package.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium with apt-get (for the status page test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

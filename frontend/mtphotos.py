@@ -37,7 +37,7 @@ def check() -> Answer:
         return busy(str(exc), retry_after=5)
     workers = status["workers"].values()
     models = sorted({m for w in workers for m in w.get("models", {})})
-    devices = sorted({f"{w.get('backend')}:core{w.get('core')}" for w in workers})
+    devices = sorted({f"{w.get('backend')}: {w.get('device')}" for w in workers})
     return jsonify(
         result="pass",
         title=TITLE,

@@ -61,8 +61,7 @@ def render(status: dict[str, Any]) -> str:
                  (worker or {}).get("jobs", 0), slot["restarts"], slot["recycles"], memory)
         rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     models = sorted({m for w in status["workers"].values() for m in w.get("models", {})})
-    devices = sorted({f"{w.get('backend')} core {w.get('core')}"
-                      for w in status["workers"].values()})
+    devices = sorted({f"{w.get('backend')}: {w.get('device')}" for w in status["workers"].values()})
     summary = {
         "Backend": status.get("backend"),
         "Devices": ", ".join(devices) or "none ready",

@@ -33,7 +33,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def service(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The whole service with three workers, as `mtai serve` runs it."""
-    running = start_service(tmp_path_factory.mktemp("service"), model_dir)
+    running = start_service(tmp_path_factory.mktemp("service"), model_dir, MAX_UPLOAD_MB="8")
     try:
         running.wait_ready(workers=3)
         yield running

@@ -23,7 +23,8 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
     """Build the task table; also return what this worker reports in READY."""
     model_dir = default_model_dir()
     runner = TaskRunner(handlers={"sleep": sleep_handler})
-    info: dict[str, Any] = {"backend": backend, "core": core, "models": {}}
+    device = f"npu core {core}" if backend == "rknn" else f"cpu, {threads or 'all'} threads"
+    info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
     try:
         ocr = OcrPipeline.load(model_dir, threads=threads, backend=backend)
