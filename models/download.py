@@ -1,0 +1,84 @@
+"""Stream one URL to a file with progress and sha256, on the standard library alone.
+
+Model files are hundreds of MB: they go to disk in chunks (never whole into memory), land under a
+temporary name and are renamed only once complete, so an interrupted download leaves nothing
+that looks like a model. ``file://`` URLs work too, which is the manual route's way in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 1 << 20
+TIMEOUT = 30.0  # seconds without a byte before giving up
+USER_AGENT = "mtai-models-fetch"
+
+ByteProgress = Callable[[int, "int | None"], None]  # (bytes so far, total or None)
+
+
+class DownloadError(RuntimeError):
+    """The server answered but the file could not be had (HTTP error, cut short)."""
+
+
+class Unreachable(DownloadError):
+    """No connection at all: offline, DNS failure, refused, or a missing local file."""
+
+
+def download(
+    url: str, dest: Path, progress: ByteProgress | None = None, timeout: float = TIMEOUT
+) -> str:
+    """Fetch ``url`` into ``dest`` (created or replaced whole); return its sha256."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unreachable(f"cannot reach {url} ({reason})") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with response, os.fdopen(fd, "wb") as out:
+            digest, _ = _stream(url, response, out, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def _stream(
+    url: str, response: Any, out: BinaryIO, progress: ByteProgress | None
+) -> tuple[str, int]:
+    """Copy the body in chunks; ``response`` is urllib's (HTTP or file), both file-like."""
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    digest, done = hashlib.sha256(), 0
+    if progress:
+        progress(0, total)
+    while True:
+        try:
+            block = response.read(CHUNK)
+        except OSError as exc:  # reset, timeout mid-body
+            raise DownloadError(f"{url}: interrupted after {done} bytes ({exc})") from exc
+        if not block:
+            break
+        out.write(block)
+        digest.update(block)
+        done += len(block)
+        if progress:
+            progress(done, total)
+    if total is not None and done != total:
+        raise DownloadError(f"{url}: got {done} of {total} bytes")
+    return digest.hexdigest(), done
