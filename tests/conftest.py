@@ -9,6 +9,7 @@ import pytest
 
 from models.fetch import fetch_ocr
 from models.manifest import default_model_dir
+from tests.clip_fixtures import install_tiny
 from tests.service import Service, start_service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +32,19 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def full_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real OCR models plus the tiny generated Chinese-CLIP, installed as fetch does.
+    Kept apart from MODEL_DIR so `make run` never serves the random test model."""
+    directory = tmp_path_factory.mktemp("models")
+    (directory / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
+    install_tiny(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def service(full_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The whole service with three workers, as `mtai serve` runs it."""
-    running = start_service(tmp_path_factory.mktemp("service"), model_dir, MAX_UPLOAD_MB="8")
+    running = start_service(tmp_path_factory.mktemp("service"), full_model_dir, MAX_UPLOAD_MB="8")
     try:
         running.wait_ready(workers=3)
         yield running

@@ -257,3 +257,14 @@ def test_killed_supervisor_takes_its_children_along(model_dir: Path, tmp_path: P
             return stat.read().split(") ")[1].startswith("Z")
 
     wait_for(lambda: all(gone(pid) for pid in children), 30, "orphans left running", service)
+
+
+def test_clip_without_a_model_says_so_in_the_error_shape(farm: Service, shared: Path):
+    with (shared / "testdata/photos/pokemon.jpeg").open("rb") as handle:
+        image = farm.post("/clip/img", files={"file": ("p.jpg", handle)})
+    text = farm.post("/clip/txt", json={"text": "一只猫"})
+    for response in (image, text):
+        assert response.status_code == 200
+        body = response.json()
+        assert body["result"] == [] and "CLIP model is not installed" in body["msg"]
+        assert "mtai models fetch clip" in body["msg"]

@@ -111,15 +111,6 @@ def test_check_restart_and_status_page(service: Service):
     assert "test-key" not in page.text and "core" in page.text
 
 
-def test_clip_without_a_model_says_so_in_the_error_shape(service: Service, shared: Path):
-    with (shared / "testdata/photos/pokemon.jpeg").open("rb") as handle:
-        image = service.post("/clip/img", files={"file": ("p.jpg", handle)})
-    text = service.post("/clip/txt", json={"text": "一只猫"})
-    for response in (image, text):
-        assert response.status_code == 200
-        assert response.json()["result"] == [] and "CLIP" in response.json()["msg"]
-
-
 def test_listens_on_ipv6_too(service: Service):
     port = service.url.rsplit(":", 1)[1]
     try:

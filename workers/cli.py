@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from models.manifest import default_model_dir
 
@@ -18,11 +19,17 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def fetch_models(args: argparse.Namespace) -> int:
-    from models.fetch import fetch_ocr
+    from models.fetch import FetchError, fetch_clip, fetch_ocr
 
     target = default_model_dir()
-    if "ocr" in args.families:
-        fetch_ocr(target)
+    try:
+        if "ocr" in args.families:
+            fetch_ocr(target)
+        if "clip" in args.families:
+            fetch_clip(target, checkpoint=args.checkpoint)
+    except FetchError as exc:
+        print(f"mtai: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -35,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="manage model files in MODEL_DIR")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = model_commands.add_parser("fetch", help="download and verify model files")
-    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr"])
+    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip"],
+                       help="model families (default: ocr; clip downloads about 700 MB)")
+    fetch.add_argument("--checkpoint", type=Path, default=None,
+                       help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
     fetch.set_defaults(run=fetch_models)
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -1,22 +1,35 @@
 """Load the models a worker owns, once, before it says READY.
 
-A model that is not installed is not a crash: the worker serves what it has and
-answers the other tasks with the command that installs them.
+A model that is not installed (or fails verification) is not a crash: the worker serves
+what it has and answers the other tasks with the command that installs them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from models.manifest import ModelIntegrityError, default_model_dir
+from models.clip import ClipModels
+from models.manifest import ManifestError, ModelIntegrityError, default_model_dir
 from models.ocr.pipeline import OcrPipeline
-from workers.tasks import TaskRunner, ocr_handler, sleep_handler
+from workers.tasks import (
+    TaskRunner,
+    clip_image_handler,
+    clip_text_handler,
+    ocr_handler,
+    sleep_handler,
+)
 
 log = logging.getLogger(__name__)
+
+
+def _switch(name: str) -> bool:
+    return os.environ.get(name, "off").strip().lower() in ("on", "1", "true", "yes")
 
 
 def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunner, dict[str, Any]]:
@@ -26,27 +39,44 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
     device = f"npu core {core}" if backend == "rknn" else f"cpu, {threads or 'all'} threads"
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
-    try:
-        ocr = OcrPipeline.load(model_dir, threads=threads, backend=backend)
-    except FileNotFoundError as exc:
-        log.warning("OCR models not installed in %s: %s", model_dir, exc)
-        runner.missing["ocr"] = (
-            f"OCR models are not installed in {model_dir}; run `mtai models fetch ocr`"
-        )
-    except ModelIntegrityError as exc:
-        log.error("OCR models in %s failed verification: %s", model_dir, exc)
-        runner.missing["ocr"] = f"OCR model files are damaged ({exc}); run `mtai models fetch ocr`"
-    else:
-        _warm_up(ocr)
+
+    ocr = _load("ocr", lambda: OcrPipeline.load(model_dir, threads=threads, backend=backend,
+                                                 core=core), runner, model_dir)
+    if ocr is not None:
+        ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # warm-up: arenas before READY
         runner.handlers["ocr"] = ocr_handler(ocr)
         info["models"]["ocr"] = "PP-OCRv4 (det/cls/rec)"
-    runner.missing.setdefault("clip_image", "the CLIP model is not installed")
-    runner.missing.setdefault("clip_text", "the CLIP model is not installed")
+
+    clip = _load("clip", lambda: ClipModels.load(
+        model_dir, backend=backend, threads=threads, core=core,
+        load_text=_switch("AUTO_LOAD_TXT_MODAL"),  # AUTO_LOAD_TXT_MODAL=on: text model at start
+        bgr_compat=_switch("CLIP_BGR_COMPAT"),  # CLIP_BGR_COMPAT=on: official R/B swap
+    ), runner, model_dir)
+    if clip is not None:
+        clip.image(np.zeros((224, 224, 3), np.uint8))
+        runner.handlers["clip_image"] = clip_image_handler(clip)
+        runner.handlers["clip_text"] = clip_text_handler(clip)
+        compat = " (BGR compat)" if clip.image.bgr_compat else ""
+        info["models"]["clip"] = f"Chinese-CLIP ViT-B-16{compat}"
+        info["clip_text"] = "loaded" if clip.text_loaded else "loads on first query"
     info["load_seconds"] = round(time.monotonic() - started, 2)
     info["tasks"] = sorted({*runner.handlers, *runner.missing})
     return runner, info
 
 
-def _warm_up(ocr: OcrPipeline) -> None:
-    """First inference allocates arenas; pay that before READY, not on a user's request."""
-    ocr(np.full((64, 256, 3), 255, dtype=np.uint8))
+FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text")}
+
+
+def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any) -> Any:
+    """Run a loader; on absent or damaged files record why the family's tasks are missing."""
+    try:
+        return load()
+    except FileNotFoundError as exc:
+        log.warning("%s models not installed in %s: %s", family, model_dir, exc)
+        reason = f"the {family.upper()} model is not installed in {model_dir}"
+    except (ModelIntegrityError, ManifestError) as exc:
+        log.error("%s models in %s failed verification: %s", family, model_dir, exc)
+        reason = f"the {family.upper()} model files are damaged ({exc})"
+    for task in FAMILY_TASKS[family]:
+        runner.missing[task] = f"{reason}; run `mtai models fetch {family}`"
+    return None

@@ -26,6 +26,10 @@ class InputRejected(ValueError):
     """The job's input is unusable; the message goes back to the client."""
 
 
+class TaskUnavailable(RuntimeError):
+    """The task's model cannot be loaded (e.g. the lazily loaded CLIP text model)."""
+
+
 @dataclass
 class TaskRunner:
     """Dispatches jobs to handlers; `missing` explains tasks whose models are absent."""
@@ -42,6 +46,8 @@ class TaskRunner:
             return handler(request)
         except InputRejected as exc:
             return request.fail(BAD_INPUT, str(exc))
+        except TaskUnavailable as exc:
+            return request.fail(UNAVAILABLE, str(exc))
         except Exception as exc:  # a model bug must cost one request, not the worker
             log.exception("task %s failed", request.task)
             return request.fail(INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -74,6 +80,37 @@ def ocr_handler(pipeline: Any) -> Handler:
                 ]
             }
         )
+
+    return handle
+
+
+MAX_TEXT_CHARS = 10_000
+
+
+def clip_image_handler(clip: Any) -> Handler:
+    """CLIP image: a 224x224 RGB array (the front resizes) -> 512 float32, unnormalised."""
+
+    def handle(request: Message) -> Message:
+        image = rgb_image(request)
+        if image.shape[:2] != (224, 224):
+            raise InputRejected(f"CLIP takes 224x224 pixels, got {image.shape[1]}x{image.shape[0]}")
+        return request.reply(arrays=[clip.image(image).astype(np.float32)])
+
+    return handle
+
+
+def clip_text_handler(clip: Any) -> Handler:
+    """CLIP text: `options.text` -> 512 float32; the text model may load on first use."""
+
+    def handle(request: Message) -> Message:
+        text = request.options.get("text")
+        if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
+            raise InputRejected(f"text must be a string of at most {MAX_TEXT_CHARS} characters")
+        try:
+            encoder = clip.text()
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            raise TaskUnavailable(f"the CLIP text model cannot be loaded: {exc}") from exc
+        return request.reply(arrays=[encoder(text).astype(np.float32)])
 
     return handle
 
