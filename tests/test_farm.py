@@ -268,3 +268,47 @@ def test_clip_without_a_model_says_so_in_the_error_shape(farm: Service, shared: 
         body = response.json()
         assert body["result"] == [] and "CLIP model is not installed" in body["msg"]
         assert "mtai models fetch clip" in body["msg"]
+
+
+def test_systemd_notify_and_clean_stop_with_a_job_in_flight(model_dir: Path, tmp_path: Path):
+    """READY once workers are up, WATCHDOG pings, STATUS lines, STOPPING; SIGTERM lets the
+    running job finish, then the supervisor exits 0."""
+    import socket as sockets
+
+    notify = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    notify_path = tmp_path / "notify"
+    notify.bind(str(notify_path))
+    notify.settimeout(0.2)
+    service = start_service(tmp_path, model_dir, WORKERS="2", NOTIFY_SOCKET=str(notify_path),
+                            WATCHDOG_USEC="1000000")
+    messages: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:  # as systemd does: read every datagram as it comes
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError, sockets.timeout):
+                messages.append(notify.recv(4096).decode())
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        service.wait_ready(workers=2)
+        time.sleep(1.5)
+        assert any(m.startswith("READY=1") for m in messages), messages
+        assert "WATCHDOG=1" in messages and any("workers ready" in m for m in messages)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(sleep_job, service, 3.0)
+            time.sleep(1.0)
+            service.process.send_signal(signal.SIGTERM)
+            assert job.result(timeout=30) == "ok"
+        assert service.process.wait(60) == 0
+        time.sleep(0.5)
+        assert "STOPPING=1" in messages
+        log = service.log()
+        assert "job task=sleep worker=w" in log and "status=ok" in log
+    finally:
+        done.set()
+        listener.join(5)
+        notify.close()
+        if service.process.poll() is None:
+            service.stop()

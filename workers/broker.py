@@ -34,6 +34,8 @@ from workers.dispatch import Dispatcher, Job
 from workers.stats import FarmStats
 
 log = logging.getLogger("mtai.broker")
+# One line per answered request; never image data or keys (the broker sees neither).
+job_log = logging.getLogger("mtai.jobs")
 
 DEFAULT_DEADLINE_SECONDS = 60.0
 # Control tasks the broker answers itself; the callable gets the request's options.
@@ -113,7 +115,9 @@ class Broker:
             if job is None or job.answered:
                 log.info("late reply %s from %s dropped", header["id"], worker)
             else:
-                self._record(job, state, failed=header["kind"] == ERROR, now=now)
+                error = header.get("error") if header["kind"] == ERROR else None
+                code = error.get("code") if isinstance(error, dict) else None
+                self._record(job, state, f"error:{code}" if header["kind"] == ERROR else "ok", now)
                 self.front.send_multipart([job.client, *body], copy=False)
             self.dispatch.worker_idle(worker)
 
@@ -191,7 +195,9 @@ class Broker:
         known = any(task in w.info.get("tasks", ()) for w in self.workers.values())
         return task if known else "other"
 
-    def _record(self, job: Job, state: WorkerState, failed: bool, now: float) -> None:
+    def _record(self, job: Job, state: WorkerState, status: str, now: float) -> None:
+        failed = status != "ok"
+        self._log_job(job, state.identity, status, now)
         task = self.stats.task(self._task_name(job.task))
         started = job.started_at or now
         task.queue.observe(max(0.0, started - job.queued_at))
@@ -202,7 +208,18 @@ class Broker:
         state.errors += failed
         self.finished.append(now)
 
+    def _log_job(self, job: Job, worker: bytes | None, status: str, now: float) -> None:
+        started = job.started_at
+        job_log.info(
+            "job task=%s worker=%s queue_ms=%.1f run_ms=%.1f attempts=%d status=%s",
+            self._task_name(job.task), worker.decode(errors="replace") if worker else "-",
+            ((started or now) - job.queued_at) * 1000, (now - started) * 1000 if started else 0.0,
+            job.attempts, status,
+        )
+
     def _fail(self, job: Job, code: str, message: str) -> None:
+        running_on = next((w for w, j in self.dispatch.running.items() if j is job), None)
+        self._log_job(job, running_on, code, time.time())
         if code == BUSY:
             self.stats.count(self._task_name(job.task), "busy")
         self._send_front(job.client, Message(ERROR, job.id, task=job.task).fail(code, message))

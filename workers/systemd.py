@@ -30,7 +30,10 @@ class Notifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # a full notify queue must never stall the event loop
                 sock.sendto(message.encode(), self.address)
+        except BlockingIOError:
+            log.debug("sd_notify queue full; dropped %r", message)
         except OSError as exc:
             log.warning("sd_notify %r failed: %s", message, exc)
 
