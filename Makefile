@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint models install system-deps test-deps clean help
+.PHONY: run test lint models models-clip install system-deps test-deps clean help
 
 help:
 	@echo "make run     install what is missing, fetch models, serve on :$${HTTP_PORT:-8060}"
 	@echo "make test    install what is missing, fetch models, run the test suite"
 	@echo "make lint    ruff over the tree"
 	@echo "make models  fetch and verify the OCR models into MODEL_DIR"
+	@echo "make models-clip  fetch the Chinese-CLIP models (about 700 MB)"
 
 run: models
 	$(BIN)/mtai serve
@@ -27,6 +28,10 @@ lint: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/mtai models fetch ocr
+
+# Chinese-CLIP ViT-B-16 for /clip/img and /clip/txt: about 700 MB from the MT-Photos release.
+models-clip: $(STAMP)
+	$(BIN)/mtai models fetch clip
 
 install: $(STAMP)
 
