@@ -8,13 +8,13 @@ that looks like a model. ``file://`` URLs work too, which is the manual route's 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from models.manifest import atomic_writer
 
 CHUNK = 1 << 20
 TIMEOUT = 30.0  # seconds without a byte before giving up
@@ -43,18 +43,8 @@ def download(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise Unreachable(f"cannot reach {url} ({reason})") from exc
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with response, os.fdopen(fd, "wb") as out:
-            digest, _ = _stream(url, response, out, progress)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with response, atomic_writer(dest) as out:
+        digest, _ = _stream(url, response, out, progress)
     return digest
 
 
