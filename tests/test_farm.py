@@ -312,3 +312,29 @@ def test_systemd_notify_and_clean_stop_with_a_job_in_flight(model_dir: Path, tmp
         notify.close()
         if service.process.poll() is None:
             service.stop()
+
+
+def test_a_job_that_loses_two_workers_is_answered_worker_lost(farm: Service):
+    """Retry once, then give up: a poison input kills at most two workers."""
+    farm.wait_ready(workers=3)
+    killed: list[int] = []
+
+    def kill_whoever_runs_it() -> None:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            busy = [w["pid"] for w in farm.farm_status()["workers"].values()
+                    if w["busy"] and w["pid"] not in killed]
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+                return
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(sleep_job, farm, 5.0, 30)
+        kill_whoever_runs_it()
+        kill_whoever_runs_it()
+        assert job.result(timeout=60) == "worker_lost"
+    assert len(killed) == 2
+    farm.wait_ready(workers=3)
+    assert sleep_job(farm, 0) == "ok"
