@@ -238,7 +238,7 @@ class Supervisor:
         ]
         if self.settings.cpu_threads:
             argv += ["--threads", str(self.settings.cpu_threads)]
-        return Child(f"worker {slot}", argv, dict(os.environ))
+        return Child(f"worker {slot}", argv, _child_env())
 
     def _front_argv(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "--config", "python:frontend.gunicorn_conf",
@@ -246,7 +246,14 @@ class Supervisor:
 
     def _front_env(self) -> dict[str, str]:
         # MTAI_FARM_ENDPOINT is internal: how the front finds this broker.
-        return {**os.environ, "MTAI_FARM_ENDPOINT": front_endpoint(self.runtime)}
+        return {**_child_env(), "MTAI_FARM_ENDPOINT": front_endpoint(self.runtime)}
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment minus systemd's notify variables: only the supervisor may say READY
+    (gunicorn would announce itself the moment it listens, before any worker is up)."""
+    private = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    return {k: v for k, v in os.environ.items() if k not in private}
 
 
 def _drain(fd: int) -> None:

@@ -1,0 +1,578 @@
+"""Deployment: the systemd unit, `deploy/install.sh` (make install-system), the container files.
+
+Run here: `systemd-analyze verify` and `security` on the unit; the unit's settings against what
+the supervisor does; the supervisor's sd_notify traffic as systemd would receive it; the
+installer in a throwaway root (DESTDIR), twice, then uninstalled, and as a dry run; the venv it
+builds serving /check; shellcheck; compose.yaml and the Dockerfile read as data.
+Not run here (no systemd as PID 1, no NPU, no Docker engine): a real boot of the unit, the
+NPU device rules, a docker build.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from models.manifest import INSTALLED_MODEL_DIR
+from protocol.endpoints import runtime_dir
+from tests.service import free_port, start_service
+from workers import supervisor
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+UNIT = DEPLOY / "mtai.service"
+INSTALLER = DEPLOY / "install.sh"
+EXEC_START = "/opt/mtai/venv/bin/mtai serve"
+# Installer settings a developer's shell might carry; every test states its own.
+INSTALLER_ENV = ("DESTDIR", "DRY_RUN", "PURGE", "SKIP_VENV", "SKIP_MODELS", "MODELS", "EXTRAS",
+                 "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is missing: `make test` installs it (make test-deps, apt-get)"
+    return path
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """`Section.Key` -> values in order (systemd keys may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return settings
+
+
+def one(settings: dict[str, list[str]], key: str) -> str:
+    values = settings.get(key, [])
+    assert len(values) == 1, f"{key}: {values}"
+    return values[0]
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|min)?", value)
+    assert match, value
+    return float(match[1]) * {"ms": 0.001, "s": 1, "min": 60, None: 1}[match[2]]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines, as systemd's EnvironmentFile= reads the ones this project writes."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def installer(action: str, root: Path | None, script: Path = INSTALLER,
+              **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in INSTALLER_ENV}
+    if root is not None:
+        environment["DESTDIR"] = str(root)
+    environment.update(env)
+    return subprocess.run(["bash", str(script), action], env=environment, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def source_copy(target: Path) -> Path:
+    """The files a release tarball would hold, away from edits in the work tree; returns the
+    copy's installer."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("deploy", "frontend", "workers", "protocol", "models"):
+        shutil.copytree(REPO / name, target / name, ignore=ignore)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, target / name)
+    return target / "deploy" / "install.sh"
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def commands(output: str) -> list[str]:
+    """The commands the installer ran (or, in a dry run, would run)."""
+    return [line.strip()[2:] for line in output.splitlines() if line.strip().startswith("+ ")]
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    state = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        content = b""
+        if path.is_symlink():
+            content = os.readlink(path).encode()
+        elif path.is_file():
+            content = path.read_bytes()
+        state[str(path.relative_to(root))] = (oct(info.st_mode), info.st_mtime_ns,
+                                              hashlib.sha256(content).hexdigest())
+    return state
+
+
+def mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o7777)
+
+
+# -- the unit ---------------------------------------------------------------------------------
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path):
+    """Every warning counts (an unknown key is only a warning to systemd). ExecStart must name
+    an executable that exists, so the copy points it at a stub; a typo proves the check bites."""
+    analyze = tool("systemd-analyze")
+    text = UNIT.read_text()
+    assert f"ExecStart={EXEC_START}\n" in text
+    stub = tmp_path / "mtai"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    checked = tmp_path / "mtai.service"
+    checked.write_text(text.replace("/opt/mtai/venv/bin/mtai", str(stub)))
+    result = subprocess.run([analyze, "verify", "--man=no", str(checked)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+    broken = tmp_path / "broken.service"
+    broken.write_text(checked.read_text().replace("NotifyAccess=", "NotifyAcess="))
+    result = subprocess.run([analyze, "verify", "--man=no", str(broken)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert "Unknown key" in result.stderr and "NotifyAcess" in result.stderr
+
+
+def test_unit_hardening_score(tmp_path: Path):
+    """systemd's own exposure rating stays in its "OK" band (below 4.0 of 10): the hardening
+    may not be dropped piecemeal."""
+    analyze = tool("systemd-analyze")
+    copy = tmp_path / "mtai.service"
+    copy.write_text(UNIT.read_text().replace("/opt/mtai/venv/bin/mtai", "/bin/true"))
+    result = subprocess.run([analyze, "security", "--offline=true", "--threshold=39", str(copy)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    score = re.search(r"Overall exposure level for mtai.service: (\d+\.\d)", result.stdout)
+    assert score, result.stdout[-2000:] + result.stderr
+    assert result.returncode == 0 and float(score[1]) < 4.0, score[0]
+
+
+def test_unit_matches_what_the_supervisor_does(monkeypatch: pytest.MonkeyPatch):
+    unit = unit_settings(UNIT.read_text())
+    service = {k.split(".", 1)[1]: v for k, v in unit.items() if k.startswith("Service.")}
+
+    def get(key: str) -> str:
+        return one({k: v for k, v in service.items()}, key)
+
+    assert get("ExecStart") == EXEC_START
+    # READY=1 comes from the supervisor itself once all workers are up (gunicorn, a child,
+    # sends its own READY=1 too: only NotifyAccess=main keeps that from counting).
+    assert get("Type") == "notify" and get("NotifyAccess") == "main"
+    # The loop pings WATCHDOG=1 at half the interval and turns every TICK_MS.
+    assert seconds(get("WatchdogSec")) / 2 >= 20 * supervisor.TICK_MS / 1000
+    assert get("Restart") == "on-failure" and get("KillMode") == "mixed"
+    grace = supervisor.FRONT_STOP_GRACE + supervisor.WORKER_STOP_GRACE
+    assert seconds(get("TimeoutStopSec")) >= grace + 5
+    assert get("OOMPolicy") == "continue"  # a killed worker is the supervisor's to replace
+    assert get("ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert signal.SIGHUP in supervisor.HANDLED_SIGNALS  # HUP = rolling recycle
+
+    assert get("RuntimeDirectory") == "mtai" and get("RuntimeDirectoryMode") == "0700"
+    monkeypatch.delenv("RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/mtai")
+    assert runtime_dir(8060) == Path("/run/mtai")
+
+    environment = dict(v.split("=", 1) for v in service["Environment"])
+    assert environment["MODEL_DIR"] == str(INSTALLED_MODEL_DIR)
+    assert Path("/var/lib") / get("StateDirectory") == INSTALLED_MODEL_DIR.parent
+    assert get("EnvironmentFile") == "/etc/mtai/mtai.env"
+    assert get("User") == "mtai" and {"render", "video"} <= set(get("SupplementaryGroups").split())
+
+    assert get("DevicePolicy") == "closed"
+    assert "char-drm rw" in service["DeviceAllow"]
+    assert "/dev/rknpu rw" in service["DeviceAllow"]
+    # What would cut the NPU or the SoC detection off:
+    assert service.get("PrivateDevices", ["no"]) == ["no"]
+    assert service.get("ProcSubset", ["all"]) == ["all"]
+    assert service.get("PrivateUsers", ["no"]) == ["no"]
+    assert get("ProtectSystem") == "strict" and get("NoNewPrivileges") == "yes"
+    assert get("ProtectHome") == "yes" and get("PrivateTmp") == "yes"
+    assert one(unit, "Install.WantedBy") == "multi-user.target"
+
+
+@pytest.mark.slow
+def test_sd_notify_reaches_systemd_from_the_main_pid(model_dir: Path, tmp_path: Path):
+    """The supervisor as the unit runs it: sockets in $RUNTIME_DIRECTORY, READY=1, WATCHDOG=1
+    and STOPPING=1 sent by the main PID (NotifyAccess=main drops anything else), ready within
+    TimeoutStartSec, stopped with exit 0 within TimeoutStopSec."""
+    unit = unit_settings(UNIT.read_text())
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(0.2)
+    runtime = tmp_path / "run"
+    messages: list[tuple[int, str]] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data, ancillary, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(12))
+            except (TimeoutError, socket.timeout):
+                return
+            pid = next(struct.unpack("3i", payload[:12])[0] for level, kind, payload in ancillary
+                       if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
+            messages.append((pid, data.decode()))
+
+    started = time.monotonic()
+    service = start_service(tmp_path, model_dir, WORKERS="2", RUNTIME_DIR="",
+                            RUNTIME_DIRECTORY=str(runtime), NOTIFY_SOCKET=str(tmp_path / "notify"),
+                            WATCHDOG_USEC="2000000")
+    main = service.process.pid
+    try:
+        deadline = started + seconds(one(unit, "Service.TimeoutStartSec"))
+        while not any(p == main and m.startswith("READY=1") for p, m in messages):
+            assert time.monotonic() < deadline and service.process.poll() is None, service.log()
+            drain()
+        assert sorted(p.name for p in runtime.iterdir()) == ["back", "front"]
+        time.sleep(1.5)
+        drain()
+        assert (main, "WATCHDOG=1") in messages
+        stop_started = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(seconds(one(unit, "Service.TimeoutStopSec"))) == 0
+        assert time.monotonic() - stop_started < seconds(one(unit, "Service.TimeoutStopSec"))
+        drain()
+        assert (main, "STOPPING=1") in messages
+    finally:
+        notify.close()
+        if service.process.poll() is None:
+            service.stop()
+    strays = sorted({m.splitlines()[0] for p, m in messages if p != main})
+    assert not strays, f"only the supervisor may notify systemd: {strays}"
+
+
+# -- the installer ------------------------------------------------------------------------------
+def installer_constants() -> dict[str, str]:
+    found = dict(re.findall(r"^readonly ([A-Z_]+)=(\S+)$", INSTALLER.read_text(), re.MULTILINE))
+    packages = re.search(r"^readonly PACKAGES=\(([^)]*)\)$", INSTALLER.read_text(), re.MULTILINE)
+    assert packages
+    found["PACKAGES"] = packages[1]
+    return found
+
+
+def test_installer_paths_match_the_unit_and_setup_cfg():
+    constants = installer_constants()
+    unit = unit_settings(UNIT.read_text())
+    assert one(unit, "Service.ExecStart") == f"{constants['VENV']}/bin/mtai serve"
+    assert one(unit, "Service.EnvironmentFile") == constants["ENV_FILE"]
+    assert f"MODEL_DIR={constants['MODEL_DIR']}" in unit["Service.Environment"]
+    assert constants["MODEL_DIR"] == str(INSTALLED_MODEL_DIR)
+    assert constants["UNIT_FILE"] == "/etc/systemd/system/mtai.service"
+    assert one(unit, "Service.User") == constants["SERVICE_USER"]
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    include = setup["options.packages.find"]["include"].split()
+    top_level = sorted({name.split(".")[0] for name in include})
+    assert sorted(constants["PACKAGES"].split()) == top_level
+
+
+def test_installer_is_shellcheck_clean():
+    result = subprocess.run([tool("shellcheck"), "--severity=style", str(INSTALLER)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_install_into_a_throwaway_root(tmp_path: Path):
+    root = tmp_path / "root"
+    out = ok(installer("install", root, SKIP_VENV="1"))
+    assert (root / "etc/systemd/system/mtai.service").read_bytes() == UNIT.read_bytes()
+    assert mode(root / "etc/systemd/system/mtai.service") == "0o644"
+    assert mode(root / "etc/mtai") == "0o755"
+    assert mode(root / "etc/mtai/mtai.env") == "0o600"
+    assert mode(root / "opt/mtai") == "0o755"
+    assert mode(root / "var/lib/mtai") == "0o750"
+    assert mode(root / "var/lib/mtai/models") == "0o755"
+    assert os.readlink(root / "usr/local/bin/mtai") == "/opt/mtai/venv/bin/mtai"
+    assert (root / "opt/mtai/README.md").read_bytes() == (REPO / "README.md").read_bytes()
+
+    # A fresh random key, printed once; the rest of the file is the example.
+    settings = (root / "etc/mtai/mtai.env").read_text()
+    key = env_file(root / "etc/mtai/mtai.env")["API_AUTH_KEY"]
+    assert re.fullmatch(r"[0-9a-f]{32}", key) and key in out
+    example = (DEPLOY / "mtai.env.example").read_text()
+    assert settings == example.replace("API_AUTH_KEY=mt_photos_ai_extra", f"API_AUTH_KEY={key}")
+
+    # What only the live system can do is recorded, not done.
+    assert "skipped under DESTDIR: useradd --system" in out
+    assert "skipped under DESTDIR: systemctl enable --now mtai.service" in out
+    assert not any(c.startswith(("useradd", "usermod", "chown", "systemctl", "runuser"))
+                   for c in commands(out))
+
+    before = snapshot(root)
+    again = ok(installer("install", root, SKIP_VENV="1"))
+    assert commands(again) == [] and "nothing to do" in again
+    assert key not in again  # the key is printed when it is made, not on every run
+    assert snapshot(root) == before
+
+
+def test_install_keeps_an_existing_settings_file_and_fixes_its_mode(tmp_path: Path):
+    root = tmp_path / "root"
+    settings = root / "etc/mtai/mtai.env"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("API_AUTH_KEY=mine\nWORKERS=2\n")
+    settings.chmod(0o644)
+    out = ok(installer("install", root, SKIP_VENV="1"))
+    assert settings.read_text() == "API_AUTH_KEY=mine\nWORKERS=2\n"
+    assert mode(settings) == "0o600"
+    assert f"chmod 0600 {settings}" in commands(out)
+
+
+def test_install_takes_a_given_key_and_refuses_an_unsafe_one(tmp_path: Path):
+    ok(installer("install", tmp_path / "a", SKIP_VENV="1", API_AUTH_KEY="mt_photos_ai_extra"))
+    assert env_file(tmp_path / "a/etc/mtai/mtai.env")["API_AUTH_KEY"] == "mt_photos_ai_extra"
+    bad = installer("install", tmp_path / "b", SKIP_VENV="1", API_AUTH_KEY="two words")
+    assert bad.returncode != 0 and "API_AUTH_KEY may only hold" in bad.stderr
+    assert not (tmp_path / "b/etc/mtai/mtai.env").exists()
+
+
+def test_uninstall_removes_what_install_added_but_keeps_settings_and_models(tmp_path: Path):
+    root = tmp_path / "root"
+    ok(installer("install", root, SKIP_VENV="1"))
+    model = root / "var/lib/mtai/models/ocr/manifest.json"
+    model.parent.mkdir()
+    model.write_text("{}")
+    (root / "opt/mtai/venv/bin").mkdir(parents=True)  # what the venv step would have made
+    settings = (root / "etc/mtai/mtai.env").read_text()
+
+    out = ok(installer("uninstall", root))
+    for gone in ("etc/systemd/system/mtai.service", "usr/local/bin/mtai", "opt/mtai"):
+        assert not (root / gone).exists() and not (root / gone).is_symlink(), gone
+    assert (root / "etc/mtai/mtai.env").read_text() == settings and model.exists()
+    assert "kept: /etc/mtai/mtai.env" in out and "skipped under DESTDIR: systemctl disable" in out
+    again = ok(installer("uninstall", root))
+    assert commands(again) == [] and "nothing to do" in again
+
+    out = ok(installer("uninstall", root, PURGE="1"))
+    assert not (root / "etc/mtai").exists() and not (root / "var/lib/mtai").exists()
+    assert "skipped under DESTDIR: userdel mtai" in out
+
+
+def test_uninstall_leaves_a_foreign_mtai_command_alone(tmp_path: Path):
+    root = tmp_path / "root"
+    link = root / "usr/local/bin/mtai"
+    link.parent.mkdir(parents=True)
+    link.write_text("#!/bin/sh\n")
+    ok(installer("install", root, SKIP_VENV="1"))
+    ok(installer("uninstall", root))
+    assert link.read_text() == "#!/bin/sh\n"
+
+
+def test_dry_run_prints_each_step_and_changes_nothing(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    out = ok(installer("install", root, DRY_RUN="1"))
+    steps = commands(out)
+    assert f"install -d -m 0755 {root}/opt/mtai" in steps
+    assert any(s.startswith("install -D -m 0600 ") and s.endswith(f"{root}/etc/mtai/mtai.env")
+               for s in steps)
+    assert any(" -m venv --clear " in s for s in steps)
+    assert any(" -m pip install " in s for s in steps)
+    assert "$ env HOME=/tmp/" in out and " -m workers.cli models fetch ocr" in out
+    assert "dry run" in out and f"{len(steps)} command(s) would run" in out
+    assert list(root.iterdir()) == []
+
+    ok(installer("install", root, SKIP_VENV="1"))
+    before = snapshot(root)
+    out = ok(installer("uninstall", root, DRY_RUN="1", PURGE="1"))
+    assert f"rm -rf -- {root}/etc/systemd/system/mtai.service" in commands(out)
+    assert f"rm -rf -- {root}/var/lib/mtai" in commands(out)
+    assert snapshot(root) == before
+
+
+def test_dry_run_on_this_machine_changes_nothing():
+    """What a user runs first on the board: the real paths, the real user database."""
+    watched = [Path(p) for p in ("/opt/mtai", "/etc/mtai", "/var/lib/mtai", "/usr/local/bin/mtai",
+                                 "/etc/systemd/system/mtai.service")]
+
+    def state() -> tuple:
+        user = subprocess.run(["getent", "passwd", "mtai"], capture_output=True, text=True,
+                              check=False).stdout
+        return user, [(p, p.exists() and snapshot(p) if p.is_dir() else p.exists())
+                      for p in watched]
+
+    before = state()
+    out = ok(installer("install", None, DRY_RUN="1"))
+    assert "dry run: nothing is changed" in out
+    if not before[0]:
+        assert any(c.startswith("useradd --system") for c in commands(out))
+    assert state() == before
+
+
+@pytest.mark.slow
+def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
+    """The real venv step (pip install of this repository into a DESTDIR venv, relocated to
+    /opt/mtai/venv) and the real model fetch; then the installed package, not this checkout,
+    serves /check with the key and settings the installer wrote."""
+    root = tmp_path / "root"
+    script = source_copy(tmp_path / "src")
+    out = ok(installer("install", root, script))
+    venv = root / "opt/mtai/venv"
+    assert (venv / "bin/mtai").read_text().splitlines()[0] == "#!/opt/mtai/venv/bin/python"
+    assert not [p for p in (venv / "bin").iterdir()
+                if not p.is_symlink() and str(root).encode() in p.read_bytes()]
+    assert (root / "var/lib/mtai/models/ocr/manifest.json").is_file(), out
+    probe = ("import models.manifest as m, workers.cli as c; "
+             "print(m.default_model_dir()); print(c.__file__)")
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "PYTHONPATH")}
+    printed = subprocess.run([str(venv / "bin/python"), "-c", probe], cwd="/", env=clean_env,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert printed[0] == str(INSTALLED_MODEL_DIR)  # an installed package, not a checkout
+    assert printed[1].startswith(str(venv / "lib"))
+
+    again = ok(installer("install", root, script))
+    assert commands(again) == [] and "nothing to do" in again
+    assert "up to date" in again and "OCR models present and verified" in again
+
+    # As systemd would start it: unit Environment=, then the env file on top.
+    unit = unit_settings(UNIT.read_text())
+    settings = env_file(root / "etc/mtai/mtai.env")
+    port = free_port()
+    environment = {**clean_env, **dict(v.split("=", 1) for v in unit["Service.Environment"]),
+                   **settings, "MODEL_DIR": str(root / "var/lib/mtai/models"),
+                   "HTTP_PORT": str(port), "RUNTIME_DIR": "", "HOME": str(tmp_path),
+                   "RUNTIME_DIRECTORY": str(tmp_path / "run"), "WORKERS": "1",
+                   "HTTP_WORKERS": "1", "CPU_THREADS": "1", "BACKEND": "onnx"}
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([str(venv / "bin/python"), "-m", "workers.cli", "serve"],
+                               cwd="/", env=environment, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                check = requests.post(f"http://127.0.0.1:{port}/check", timeout=5,
+                                      headers={"api-key": settings["API_AUTH_KEY"]})
+                if check.status_code == 200 and "ocr" in check.json().get("models", []):
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        assert check.json()["result"] == "pass"
+        wrong = requests.post(f"http://127.0.0.1:{port}/check", timeout=5,
+                              headers={"api-key": "mt_photos_ai_extra"})
+        assert wrong.status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        log.close()
+
+
+# -- settings -------------------------------------------------------------------------------------
+def test_env_example_documents_every_configuration_variable():
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, re.MULTILINE))
+    assert {"API_AUTH_KEY", "HTTP_PORT", "WORKERS", "MODEL_DIR"} <= documented
+    example = (DEPLOY / "mtai.env.example").read_text()
+    mentioned = set(re.findall(r"^#?\s*([A-Z_]+)[= ]", example, re.MULTILINE))
+    assert documented <= mentioned, documented - mentioned
+    assert env_file(DEPLOY / "mtai.env.example") == {"API_AUTH_KEY": "mt_photos_ai_extra"}
+
+
+# -- container files (Docker cannot build here: no engine) --------------------------------------
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    instructions, pending = [], ""
+    for raw in (DEPLOY / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        keyword, _, rest = line.partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+    assert not pending, "a line continuation runs off the end"
+    return instructions
+
+
+def test_dockerfile_builds_from_this_repository_only():
+    known = {"FROM", "ARG", "ENV", "RUN", "COPY", "USER", "WORKDIR", "VOLUME", "EXPOSE",
+             "HEALTHCHECK", "CMD", "LABEL", "STOPSIGNAL"}
+    instructions = dockerfile_instructions()
+    assert all(keyword in known for keyword, _ in instructions), instructions
+    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert text.startswith("# syntax=docker/dockerfile:1\n")
+    for keyword, rest in instructions:
+        if keyword == "COPY":
+            *sources, _ = rest.split()
+            for source in sources:
+                assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+                assert not source.startswith("--from")
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    # No binary from outside PyPI and Debian: no downloads, no ADD of URLs.
+    assert not re.search(r"\b(curl|wget)\b|https?://", runs)
+    assert not any(keyword == "ADD" for keyword, _ in instructions)
+    assert '"$TARGETARCH" = "arm64"' in runs and "/src[rknn]" in runs
+    assert ("USER", "mtai") in instructions
+    assert ("CMD", '["mtai", "serve"]') in instructions
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    for needed in ("setup.cfg", "pyproject.toml", "README.md", "frontend/", "workers/",
+                   "protocol/", "models/"):
+        assert f"!{needed}" in ignore
+
+
+def test_dockerfile_shell_is_shellcheck_clean(tmp_path: Path):
+    runs = [rest for keyword, rest in dockerfile_instructions() if keyword == "RUN"]
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\nset -eu\nTARGETARCH=${TARGETARCH:-}\n" + "\n".join(runs) + "\n")
+    result = subprocess.run([tool("shellcheck"), "--shell=sh", str(script)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_compose_runs_the_same_supervisor_with_the_npu_mapped():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    service = compose["services"]["mtai"]
+    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    assert service["command"] == ["mtai", "serve"]
+    assert service["env_file"] == ["mtai.env"]
+    assert service["environment"]["HTTP_PORT"] == "8060" and "8060:8060" in service["ports"]
+    assert "/dev/dri:/dev/dri" in service["devices"]
+    assert "${RENDER_GID:?" in service["group_add"][0]
+    # As little as the runtime needs: /proc/device-tree readable, nothing else widened.
+    assert service["security_opt"] == ["systempaths=unconfined", "no-new-privileges:true"]
+    assert service["cap_drop"] == ["ALL"] and "privileged" not in service
+    assert service["read_only"] is True and service["init"] is True
+    grace = supervisor.FRONT_STOP_GRACE + supervisor.WORKER_STOP_GRACE
+    assert seconds(service["stop_grace_period"]) >= grace + 5
+    volumes = service["volumes"]
+    assert "models:/var/lib/mtai/models" in volumes and "models" in compose["volumes"]
+    library = next(v for v in volumes if isinstance(v, dict))
+    assert library["source"] == library["target"] == "/usr/lib/librknnrt.so"
+    assert library["read_only"] is True and library["bind"]["create_host_path"] is False
+
+
+def test_deploy_files_name_no_interpreter_of_this_machine():
+    """Nothing under deploy/ depends on the developer's machine."""
+    for path in DEPLOY.iterdir():
+        text = path.read_text()
+        assert str(REPO) not in text and sys.prefix not in text, path
