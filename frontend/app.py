@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from frontend.config import FrontSettings
 from frontend.farm import Farm
+
+log = logging.getLogger("mtai.front")
 
 
 def create_app(settings: FrontSettings | None = None) -> Flask:
@@ -29,7 +33,19 @@ def create_app(settings: FrontSettings | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(immich.bp)
     app.register_error_handler(413, lambda e: (jsonify(result=[], msg="upload too large"), 413))
+    app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def _unexpected(exc: Exception) -> tuple[Response, int]:
+    """Last resort for a bug: logged, answered in JSON. MT-Photos gets its documented shape
+    with 503 (retry later), never Flask's HTML 500."""
+    if isinstance(exc, HTTPException):
+        return jsonify(detail=exc.description), exc.code or 500
+    log.exception("unhandled error on %s", request.path)
+    if request.path.startswith(("/ocr", "/clip", "/check", "/restart")):
+        return jsonify(result=[], msg=f"internal error: {type(exc).__name__}"), 503
+    return jsonify(detail=f"internal error: {type(exc).__name__}"), 500
 
 
 def _version() -> str:

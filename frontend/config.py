@@ -14,8 +14,8 @@ def _number(name: str, default: float) -> float:
         value = float(raw) if raw else default
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise SystemExit(f"{name} must be positive")
+    if not 0 < value < 1e6:  # also refuses inf and nan
+        raise SystemExit(f"{name}={raw!r} must be a positive number of reasonable size")
     return value
 
 

@@ -16,11 +16,25 @@ def _dual_stack() -> bool:
         return False
 
 
-_port = int(os.environ.get("HTTP_PORT", "8060"))  # HTTP_PORT: listen port, IPv4 and IPv6
+def _int(name: str, default: int) -> int:
+    """An integer setting; unset or empty means the default."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+
+
+_port = _int("HTTP_PORT", 8060)  # HTTP_PORT: listen port, IPv4 and IPv6
 bind = [f"[::]:{_port}"] if _dual_stack() else [f"0.0.0.0:{_port}"]
 worker_class = "gthread"
-workers = int(os.environ.get("HTTP_WORKERS", "2"))  # HTTP_WORKERS: front processes (decoding)
-threads = int(os.environ.get("HTTP_THREADS", "8"))  # HTTP_THREADS: requests per front process
+workers = max(1, _int("HTTP_WORKERS", 2))  # HTTP_WORKERS: front processes (decoding)
+# HTTP_THREADS: requests per front process. Every waiting request holds a thread, so by
+# default there are enough for the whole farm queue (QUEUE_SIZE) plus the busy workers:
+# overload then reaches the broker's bounded queue and gets a quick 503, instead of piling
+# up in gunicorn where no deadline applies.
+_farm_capacity = _int("QUEUE_SIZE", 64) + _int("WORKERS", 3) + 2
+threads = _int("HTTP_THREADS", 0) or max(8, -(-_farm_capacity // workers))
 timeout = 120
 graceful_timeout = 30
 keepalive = 5

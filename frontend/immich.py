@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
 from frontend.jobs import JobFailed, Overloaded, run_job
+from protocol.wire import MAX_TEXT_CHARS
 
 bp = Blueprint("immich", __name__)
 Answer = tuple[Response, int]
@@ -54,7 +55,7 @@ def predict() -> Answer:
         answer.headers["Retry-After"] = "1"
         return answer, 503
     except JobFailed as exc:
-        return jsonify(detail=str(exc)), 422 if exc.code in ("bad_input", "unavailable") else 503
+        return jsonify(detail=str(exc)), 422 if exc.code in JobFailed.FINAL else 503
     return jsonify(response), 200
 
 
@@ -90,6 +91,8 @@ def _run_task(task: str, types: dict[str, Any], image: DecodedImage | None,
     if task == "clip" and "textual" in types:
         if text is None:
             raise BadRequest(400, "clip textual needs `text`")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadRequest(422, f"text is longer than {MAX_TEXT_CHARS} characters")
         return _embedding(run_job("clip_text", {"text": text}).arrays[0])
     if task == "ocr":
         return _ocr(_need(image, task), types)

@@ -10,7 +10,7 @@ import numpy as np
 from flask import current_app
 
 from protocol.client import FarmUnreachable
-from protocol.wire import BUSY, ERROR, Message
+from protocol.wire import BAD_INPUT, BUSY, ERROR, Message, ProtocolError
 
 
 class Overloaded(RuntimeError):
@@ -19,6 +19,9 @@ class Overloaded(RuntimeError):
 
 class JobFailed(RuntimeError):
     """The farm answered this job with an error (code from protocol.wire)."""
+
+    # The client's input or a missing model: retrying the same request cannot help.
+    FINAL = frozenset({"bad_input", "unavailable", "bad_request"})
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -31,6 +34,8 @@ def run_job(task: str, options: dict[str, Any] | None = None,
         reply = current_app.extensions["farm"].call(task, options or {}, arrays)
     except FarmUnreachable as exc:
         raise Overloaded(str(exc)) from None
+    except ProtocolError as exc:  # e.g. an option too large for the wire's header limit
+        raise JobFailed(BAD_INPUT, f"request cannot be sent: {exc}") from None
     if reply.kind != ERROR:
         return reply
     error = reply.error or {}

@@ -13,11 +13,11 @@ from frontend.formats import ocr_result, vector_strings
 from frontend.jobs import JobFailed, Overloaded, run_job
 from frontend.status import farm_status
 from protocol.client import FarmUnreachable
+from protocol.wire import MAX_TEXT_CHARS
 
 TITLE = "mt-photos-ai-rknn"
 OCR_MAX_SIDE = 2000  # PP-OCR works on at most 2000 px; bigger JPEGs are decoded reduced
 CLIP_DECODE_SIDE = 448  # JPEG draft stops at twice CLIP's 224 px, then a bicubic resize
-MAX_TEXT_CHARS = 10_000  # CLIP reads 50 tokens; longer queries are a client bug
 
 bp = Blueprint("mtphotos", __name__)
 Answer = tuple[Response, int]
@@ -131,12 +131,16 @@ def _invalid(loc: list[str], kind: str, message: str) -> Answer:
 
 
 def _run(task: str, options: dict[str, Any], arrays: tuple, shape: Any) -> Answer:
-    """One job; overload is 503 (MT-Photos retries), any other failure the documented 200
-    with an empty result and the reason."""
+    """One job; overload and server-side failures are 503 (MT-Photos retries), an unusable
+    input or a missing model the documented 200 with an empty result and the reason."""
     try:
         reply = run_job(task, options, arrays)
     except Overloaded as exc:
         return busy(str(exc), retry_after=5 if "no answer" in str(exc) else 1)
     except JobFailed as exc:
-        return unusable(str(exc))
+        if exc.code in JobFailed.FINAL:
+            return unusable(str(exc))
+        # timeout, worker_lost, internal: the server's trouble, so MT-Photos should retry
+        # the photo later instead of recording it as done with nothing in it.
+        return busy(f"{exc.code}: {exc}", retry_after=5)
     return jsonify(result=shape(reply)), 200

@@ -20,6 +20,8 @@ MAX_ARRAYS = 8
 MAX_DIMS = 4
 MAX_ARRAY_BYTES = 512 * 1024 * 1024
 MAX_ID_CHARS = 128
+MAX_TEXT_CHARS = 10_000  # a CLIP text query; the model reads 50 tokens, longer is a client bug
+MAX_DIM = 2**31 - 1
 DTYPES = frozenset({"uint8", "int32", "int64", "float16", "float32"})
 
 # Message kinds. Requests flow front -> broker -> worker, replies the other way;
@@ -82,7 +84,10 @@ def encode(message: Message) -> list[Frame]:
         "error": message.error,
         "arrays": [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays],
     }
-    raw = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        raw = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    except (ValueError, TypeError) as exc:  # NaN/inf or an object JSON cannot hold
+        raise ProtocolError(f"header cannot be encoded: {exc}") from None
     if len(raw) > MAX_HEADER_BYTES:
         raise ProtocolError(f"header too large ({len(raw)} bytes)")
     return [raw, *(memoryview(a).cast("B") if a.size else b"" for a in arrays)]
@@ -96,6 +101,8 @@ def decode(frames: list[Frame]) -> Message:
     specs = header.get("arrays") or []
     if not isinstance(specs, list) or len(specs) != len(frames) - 1:
         raise ProtocolError(f"header names {_count(specs)} arrays, got {len(frames) - 1} frames")
+    if len(specs) > MAX_ARRAYS:
+        raise ProtocolError(f"too many arrays ({len(specs)} > {MAX_ARRAYS})")
     arrays = [_decode_array(spec, frame) for spec, frame in zip(specs, frames[1:])]
     return Message(
         kind=header["kind"],
@@ -115,13 +122,13 @@ def decode_header(frame: Frame) -> dict[str, Any]:
         raise ProtocolError(f"header too large ({len(frame)} bytes)")
     try:
         header = json.loads(bytes(frame), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"header is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, or a 5000-digit integer
+        raise ProtocolError(f"header is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
-    if header.get("v") != VERSION:
+    if header.get("v") != VERSION or isinstance(header.get("v"), bool):
         raise ProtocolError(f"unsupported protocol version {header.get('v')!r} (want {VERSION})")
-    if header.get("kind") not in KINDS:
+    if not isinstance(header.get("kind"), str) or header["kind"] not in KINDS:
         raise ProtocolError(f"unknown message kind {header.get('kind')!r}")
     request_id = header.get("id")
     if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_CHARS:
@@ -141,12 +148,12 @@ def _decode_array(spec: Any, frame: Frame) -> np.ndarray:
 
 
 def _check_array_spec(dtype: Any, shape: Any) -> None:
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ProtocolError(f"unsupported dtype {dtype!r}")
     if not isinstance(shape, list) or len(shape) > MAX_DIMS:
         raise ProtocolError(f"shape must be a list of at most {MAX_DIMS} dims")
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise ProtocolError(f"bad shape {shape!r}")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIM for d in shape):
+        raise ProtocolError(f"bad shape {str(shape)[:100]}")
     if math.prod(shape) * np.dtype(dtype).itemsize > MAX_ARRAY_BYTES:
         raise ProtocolError(f"array {dtype}{shape} exceeds {MAX_ARRAY_BYTES} bytes")
 
@@ -165,7 +172,13 @@ def _deadline(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError("deadline must be a number")
-    return float(value)
+    try:
+        deadline = float(value)
+    except OverflowError:
+        deadline = math.inf
+    if not math.isfinite(deadline):
+        raise ProtocolError("deadline must be finite")
+    return deadline
 
 
 def _error(value: Any) -> dict[str, str] | None:

@@ -338,3 +338,27 @@ def test_a_job_that_loses_two_workers_is_answered_worker_lost(farm: Service):
     assert len(killed) == 2
     farm.wait_ready(workers=3)
     assert sleep_job(farm, 0) == "ok"
+
+
+def test_http_overload_gets_quick_503s_not_a_growing_wait(model_dir: Path, tmp_path: Path,
+                                                          shared: Path):
+    """More concurrent requests than workers + queue: the extra ones get 503 at once; the
+    front has enough threads by default that requests never pile up inside gunicorn."""
+    service = start_service(tmp_path, model_dir, WORKERS="1", QUEUE_SIZE="2",
+                            HTTP_THREADS="")
+    image = (shared / "testdata/ocr/rapidocr_ch_en_num.jpg").read_bytes()
+    try:
+        service.wait_ready(workers=1)
+
+        def timed_post(_: int) -> tuple[int, float]:
+            started = time.monotonic()
+            response = service.post("/ocr", files={"file": ("i.jpg", image)})
+            return response.status_code, time.monotonic() - started
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(timed_post, range(12)))
+        codes = Counter(code for code, _ in results)
+        assert set(codes) <= {200, 503} and codes[503] >= 6 and codes[200] >= 1, codes
+        assert max(t for code, t in results if code == 503) < 3.0
+    finally:
+        assert service.stop() == 0, service.log()

@@ -116,3 +116,34 @@ json_values = st.recursive(
 def test_arbitrary_json_headers_are_validated(header, tail):
     with contextlib.suppress(ProtocolError):
         decode([json.dumps(header).encode(), *tail])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"v": 1, "kind": [], "id": "a"}',
+        b'{"v": 1, "kind": {}, "id": "a"}',
+        b'{"v": true, "kind": "request", "id": "a"}',
+        b'{"v": 1, "kind": "request", "id": "a", "deadline": 1' + b"0" * 400 + b"}",
+        b'{"v": 1, "kind": "request", "id": "a", "deadline": 1e999}',
+        b'{"v": 1, "kind": "request", "id": "a", "x": ' + b"7" * 5000 + b"}",
+        b'{"v": 1, "kind": "request", "id": "a", "arrays": [{"dtype": [], "shape": [1]}]}',
+        b'{"v": 1, "kind": "request", "id": "a", "arrays": [{"dtype": "uint8", '
+        b'"shape": [0, 9223372036854775808]}]}',
+    ],
+)
+def test_type_confused_headers_raise_protocol_error_only(header):
+    frames = [header] + ([b""] if b"arrays" in header else [])
+    with pytest.raises(ProtocolError):
+        decode(frames)
+
+
+def test_decode_refuses_more_arrays_than_allowed():
+    specs = [{"dtype": "uint8", "shape": [0]}] * 9
+    with pytest.raises(ProtocolError, match="too many arrays"):
+        decode([_header(arrays=specs), *([b""] * 9)])
+
+
+def test_encode_refuses_non_finite_numbers_with_a_protocol_error():
+    with pytest.raises(ProtocolError, match="cannot be encoded"):
+        encode(Message(REQUEST, "a").reply({"score": float("nan")}))

@@ -38,6 +38,7 @@ log = logging.getLogger("mtai.broker")
 job_log = logging.getLogger("mtai.jobs")
 
 DEFAULT_DEADLINE_SECONDS = 60.0
+MAX_DEADLINE_SECONDS = 3600.0
 # Control tasks the broker answers itself; the callable gets the request's options.
 Control = Callable[[dict[str, Any]], Any]
 
@@ -61,7 +62,7 @@ class Broker:
     controls: dict[str, Control] = field(default_factory=dict)
     workers: dict[bytes, WorkerState] = field(default_factory=dict)
     stats: FarmStats = field(default_factory=FarmStats)
-    last_job_at: float = field(default_factory=time.time)
+    last_job_at: float = field(default_factory=time.monotonic)
     finished: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def on_front(self) -> None:
@@ -79,10 +80,9 @@ class Broker:
         if request.task in self.controls:
             self._send_front(client, self._run_control(request))
             return
-        now = self.last_job_at = time.time()
-        deadline = request.deadline or now + DEFAULT_DEADLINE_SECONDS
-        job = Job(request.id, client, request.task, body, deadline, queued_at=now)
-        if deadline <= now:
+        now = self.last_job_at = time.monotonic()
+        job = Job(request.id, client, request.task, body, now + _budget(request), queued_at=now)
+        if job.deadline <= now:
             self._fail(job, BUSY, "request deadline already passed")
         elif not self.dispatch.submit(job):
             self._fail(job, BUSY, f"queue full ({self.dispatch.queue_size} jobs waiting)")
@@ -98,7 +98,7 @@ class Broker:
             return
         if header is None:
             return
-        now = time.time()
+        now = time.monotonic()
         state = self.workers.get(worker)
         if header["kind"] == READY:
             info = header.get("result") if isinstance(header.get("result"), dict) else {}
@@ -123,7 +123,7 @@ class Broker:
 
     def pump(self) -> None:
         """Answer jobs that expired in the queue, then hand jobs to idle workers."""
-        now = time.time()
+        now = time.monotonic()
         for job in self.dispatch.expire(now):
             self._fail(job, BUSY, "deadline passed while queued")
         for job in self.dispatch.abandon(now):
@@ -140,9 +140,9 @@ class Broker:
         """A worker process ended or was killed: retry its job once, else report it."""
         self.workers.pop(worker, None)
         job = self.dispatch.worker_gone(worker)
-        if job is None:
+        if job is None or job.answered:  # an overrun job already got its TIMEOUT answer
             return
-        if self.dispatch.retry(job, time.time()):
+        if self.dispatch.retry(job, time.monotonic()):
             self.stats.count(self._task_name(job.task), "retries")
             log.warning("%s under job %s (%s); retrying it", reason, job.id, job.task)
             return
@@ -151,11 +151,11 @@ class Broker:
 
     def overdue(self, grace: float) -> list[bytes]:
         """Workers still on a job `grace` seconds past its deadline (already answered)."""
-        return [worker for worker, _ in self.dispatch.overdue(time.time(), grace)]
+        return [worker for worker, _ in self.dispatch.overdue(time.monotonic(), grace)]
 
     def silent(self, limit: float) -> list[bytes]:
         """Idle workers that stopped heartbeating (stopped or wedged outside a job)."""
-        now = time.time()
+        now = time.monotonic()
         return [w for w in self.dispatch.idle if now - self.workers[w].last_seen > limit]
 
     def status(self) -> dict[str, Any]:
@@ -164,7 +164,7 @@ class Broker:
             "queue_size": self.dispatch.queue_size,
             "running": len(self.dispatch.running),
             "idle": len(self.dispatch.idle),
-            "idle_seconds": round(time.time() - self.last_job_at, 1),
+            "idle_seconds": round(time.monotonic() - self.last_job_at, 1),
             "jobs_last_minute": self._recent(60.0),
             "counters": self.stats.totals(),
             "tasks": self.stats.snapshot(),
@@ -185,7 +185,7 @@ class Broker:
             return request.fail("internal", str(exc))
 
     def _recent(self, seconds: float) -> int:
-        cutoff = time.time() - seconds
+        cutoff = time.monotonic() - seconds
         while self.finished and self.finished[0] < cutoff:
             self.finished.popleft()
         return len(self.finished)
@@ -219,7 +219,7 @@ class Broker:
 
     def _fail(self, job: Job, code: str, message: str) -> None:
         running_on = next((w for w, j in self.dispatch.running.items() if j is job), None)
-        self._log_job(job, running_on, code, time.time())
+        self._log_job(job, running_on, code, time.monotonic())
         if code == BUSY:
             self.stats.count(self._task_name(job.task), "busy")
         self._send_front(job.client, Message(ERROR, job.id, task=job.task).fail(code, message))
@@ -235,3 +235,12 @@ class Broker:
 
     def _send_front(self, client: bytes, message: Message) -> None:
         self.front.send_multipart([client, *encode(message)], copy=False)
+
+
+def _budget(request: Message) -> float:
+    """Seconds this job may take. The wall-clock deadline on the wire is turned into a
+    monotonic one on receipt, so a clock step (NTP at boot on a board without RTC) can
+    neither expire every job at once nor keep a hung one alive."""
+    if request.deadline is None:
+        return DEFAULT_DEADLINE_SECONDS
+    return min(request.deadline - time.time(), MAX_DEADLINE_SECONDS)

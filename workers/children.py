@@ -111,5 +111,8 @@ class Child:
 
 def describe_status(status: int) -> str:
     if status < 0:
-        return f"signal {signal.Signals(-status).name}"
+        try:
+            return f"signal {signal.Signals(-status).name}"
+        except ValueError:  # real-time signals have no name
+            return f"signal {-status}"
     return f"code {status}"

@@ -32,8 +32,9 @@ class Job:
 
 @dataclass
 class Dispatcher:
-    """Queue, idle workers and running jobs. Times are wall-clock seconds (deadlines cross
-    processes); callers pass `now` so tests control time."""
+    """Queue, idle workers and running jobs. Times are monotonic seconds (the broker turns
+    the wire's wall-clock deadline into one on receipt); callers pass `now` so tests control
+    time."""
 
     queue_size: int
     queue: deque[Job] = field(default_factory=deque)

@@ -51,6 +51,8 @@ class Recycler:
             if not self.pending:
                 return
             self._begin(self.pending.popleft(), workers, broker)
+            if self.slot is None:
+                return
         child = workers[self.slot]
         now = time.monotonic()
         if self.phase == "drain":
@@ -76,11 +78,11 @@ class Recycler:
                 self.slot = None
 
     def _begin(self, slot: int, workers: list[Child], broker: Broker) -> None:
-        self.slot = slot
         self.old_pid = workers[slot].pid
-        if self.old_pid is None:  # not running (backing off after a crash): nothing to drain
-            self._enter("start")
+        if self.old_pid is None:  # not running (backing off after a crash): it starts fresh
+            log.info("worker %d is not running; nothing to recycle", slot)
             return
+        self.slot = slot
         broker.dispatch.pause(worker_identity(slot, self.old_pid))
         self._enter("drain")
 

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,8 @@ class Supervisor:
             (self.back, self.broker.on_back),
         ):
             while socket.get(zmq.EVENTS) & zmq.POLLIN:
-                handle()
-        self.broker.pump()
+                _guarded(handle)
+        _guarded(self.broker.pump)
 
     def handle_signals(self) -> None:
         while self.signals:
@@ -130,7 +131,7 @@ class Supervisor:
 
     def housekeep(self) -> None:
         """Idle timer and memory watermark: both only queue a rolling recycle."""
-        idle_for = time.time() - self.broker.last_job_at
+        idle_for = time.monotonic() - self.broker.last_job_at
         if idle_for < 1.0:
             self.idle_recycled = False
         elif 0 < self.settings.idle_recycle <= idle_for and not self.idle_recycled:
@@ -247,6 +248,15 @@ class Supervisor:
     def _front_env(self) -> dict[str, str]:
         # MTAI_FARM_ENDPOINT is internal: how the front finds this broker.
         return {**_child_env(), "MTAI_FARM_ENDPOINT": front_endpoint(self.runtime)}
+
+
+def _guarded(step: Callable[[], None]) -> None:
+    """The last line of defence: one bad message or bug costs that message, never the loop
+    (and with it every worker and request)."""
+    try:
+        step()
+    except Exception:
+        log.exception("broker step failed; carrying on")
 
 
 def _child_env() -> dict[str, str]:

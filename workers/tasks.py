@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from protocol.wire import BAD_INPUT, INTERNAL, UNAVAILABLE, Message
+from protocol.wire import BAD_INPUT, INTERNAL, MAX_TEXT_CHARS, UNAVAILABLE, Message
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,6 @@ def ocr_handler(pipeline: Any) -> Handler:
     return handle
 
 
-MAX_TEXT_CHARS = 10_000
-
-
 def clip_image_handler(clip: Any) -> Handler:
     """CLIP image: a 224x224 RGB array (the front resizes) -> 512 float32, unnormalised."""
 
@@ -94,7 +91,7 @@ def clip_image_handler(clip: Any) -> Handler:
         image = rgb_image(request)
         if image.shape[:2] != (224, 224):
             raise InputRejected(f"CLIP takes 224x224 pixels, got {image.shape[1]}x{image.shape[0]}")
-        return request.reply(arrays=[clip.image(image).astype(np.float32)])
+        return request.reply(arrays=[embedding(clip.image(image))])
 
     return handle
 
@@ -110,9 +107,21 @@ def clip_text_handler(clip: Any) -> Handler:
             encoder = clip.text()
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise TaskUnavailable(f"the CLIP text model cannot be loaded: {exc}") from exc
-        return request.reply(arrays=[encoder(text).astype(np.float32)])
+        return request.reply(arrays=[embedding(encoder(text))])
 
     return handle
+
+
+EMBEDDING_SIZE = 512
+
+
+def embedding(vector: np.ndarray) -> np.ndarray:
+    """A model output fit to send: 512 finite float32 values (an fp16 NPU model can overflow
+    to inf/NaN, which would reach MT-Photos as "nan" strings)."""
+    values = np.asarray(vector, dtype=np.float32).ravel()
+    if values.size != EMBEDDING_SIZE or not np.isfinite(values).all():
+        raise ValueError(f"model gave {values.size} values, finite: {np.isfinite(values).all()}")
+    return values
 
 
 def _fraction(options: dict[str, Any], key: str) -> float | None:

@@ -19,6 +19,7 @@ from protocol.wire import (
     BAD_INPUT,
     ERROR,
     HEARTBEAT,
+    INTERNAL,
     READY,
     Message,
     ProtocolError,
@@ -59,9 +60,20 @@ def serve(endpoint: str, slot: int, core: int, backend: str, threads: int | None
             socket.send_multipart(encode(Message(HEARTBEAT, me.decode())))
             continue
         frames = socket.recv_multipart(copy=False)
-        socket.send_multipart(encode(answer([f.buffer for f in frames], runner)), copy=False)
+        socket.send_multipart(reply_frames([f.buffer for f in frames], runner), copy=False)
     socket.close()
     return 0
+
+
+def reply_frames(frames: list, runner: TaskRunner) -> list:
+    """The encoded answer; one that cannot be encoded (a NaN score, a giant message) becomes
+    an error reply, so the same input cannot go on to kill the retry's worker too."""
+    reply = answer(frames, runner)
+    try:
+        return encode(reply)
+    except ProtocolError as exc:
+        log.error("reply to %s cannot be sent: %s", reply.id, exc)
+        return encode(Message(ERROR, reply.id).fail(INTERNAL, f"unsendable result: {exc}"[:500]))
 
 
 def answer(frames: list, runner: TaskRunner) -> Message:

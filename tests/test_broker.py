@@ -1,0 +1,121 @@
+"""The broker with real ZeroMQ sockets (inproc) and no processes: clock steps, overruns,
+hostile frames. Time is the broker's own monotonic clock; the wall clock may jump."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from protocol.wire import ERROR, READY, REPLY, REQUEST, Message, decode, encode
+from workers.broker import Broker
+from workers.dispatch import Dispatcher
+
+
+class Rig:
+    """A broker between one client DEALER and worker DEALERs, all inproc."""
+
+    def __init__(self, context: zmq.Context) -> None:
+        self.context = context
+        front, back = context.socket(zmq.ROUTER), context.socket(zmq.ROUTER)
+        back.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        front.bind("inproc://front")
+        back.bind("inproc://back")
+        self.broker = Broker(front, back, Dispatcher(queue_size=4))
+        self.client = context.socket(zmq.DEALER)
+        self.client.connect("inproc://front")
+
+    def worker(self, name: bytes) -> zmq.Socket:
+        socket = self.context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.IDENTITY, name)
+        socket.connect("inproc://back")
+        socket.send_multipart(encode(Message(READY, name.decode(), result={"tasks": ["ocr"]})))
+        self.turn()
+        return socket
+
+    def turn(self) -> None:
+        time.sleep(0.02)
+        for socket, handle in ((self.broker.front, self.broker.on_front),
+                               (self.broker.back, self.broker.on_back)):
+            while socket.get(zmq.EVENTS) & zmq.POLLIN:
+                handle()
+        self.broker.pump()
+
+    def send(self, *frames: bytes) -> None:
+        self.client.send_multipart(list(frames))
+        self.turn()
+
+    def answers(self) -> list[Message]:
+        found = []
+        while self.client.poll(50):
+            found.append(decode(self.client.recv_multipart()))
+        return found
+
+
+@pytest.fixture()
+def rig() -> Iterator[Rig]:
+    context = zmq.Context()
+    try:
+        yield Rig(context)
+    finally:
+        context.destroy(linger=0)
+
+
+def request(deadline: float, name: str = "r1") -> list:
+    return encode(Message(REQUEST, name, task="ocr", deadline=deadline))
+
+
+def test_a_wall_clock_step_neither_expires_jobs_nor_kills_workers(rig: Rig, monkeypatch):
+    worker = rig.worker(b"w0.1")
+    rig.worker(b"w1.2")
+    rig.send(*request(time.time() + 60))
+    assert worker.poll(1000)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 120)  # NTP steps the clock
+    rig.turn()
+    assert rig.answers() == []
+    assert rig.broker.silent(10) == [] and rig.broker.overdue(5) == []
+    job = decode(worker.recv_multipart())
+    worker.send_multipart(encode(job.reply({"lines": []})))
+    rig.turn()
+    assert [m.kind for m in rig.answers()] == [REPLY]
+
+
+def test_an_overrun_job_is_answered_once(rig: Rig):
+    worker = rig.worker(b"w0.1")
+    rig.send(*request(time.time() + 0.05))
+    time.sleep(0.1)
+    rig.turn()
+    rig.broker.worker_gone(b"w0.1", "killed after its deadline")
+    rig.turn()
+    answers = rig.answers()
+    assert [(m.kind, m.error["code"]) for m in answers] == [(ERROR, "timeout")]
+    assert rig.broker.stats.totals()["lost"] == 0
+    worker.close()
+
+
+@pytest.mark.parametrize("frames", [
+    [b'{"v": 1, "kind": [], "id": "a"}'],
+    [b'{"v": 1, "kind": "request", "id": "a", "deadline": 1e999}'],
+    [b'{"v": 1, "kind": "request", "id": "a", "deadline": 1' + b"0" * 400 + b"}"],
+    [b'{"v": 1, "kind": "request", "id": "a", "arrays": [{"dtype": "uint8", "shape": [4]}]}',
+     b"abc"],
+    [b"\xff"],
+])
+def test_hostile_frames_are_refused_and_the_broker_carries_on(rig: Rig, frames):
+    worker = rig.worker(b"w0.1")
+    rig.send(*frames)
+    refused = rig.answers()
+    assert all(m.kind == ERROR for m in refused)
+    rig.send(*request(time.time() + 30, "ok"))
+    assert worker.poll(1000)
+
+
+def test_a_deadline_far_in_the_future_is_capped(rig: Rig):
+    worker = rig.worker(b"w0.1")
+    rig.send(*request(time.time() + 10**9))
+    (job,) = rig.broker.dispatch.running.values()
+    assert job.deadline - time.monotonic() <= 3600
+    worker.close()
