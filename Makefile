@@ -6,9 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TOOLKIT_STAMP := $(VENV)/.toolkit-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint models models-clip install system-deps test-deps clean help
+.PHONY: run test lint models models-clip install system-deps test-deps clean help \
+	install-system uninstall-system toolkit convert
 
 help:
 	@echo "make run     install what is missing, fetch models, serve on :$${HTTP_PORT:-8060}"
@@ -16,11 +18,14 @@ help:
 	@echo "make lint    ruff over the tree"
 	@echo "make models  fetch and verify the OCR models into MODEL_DIR"
 	@echo "make models-clip  fetch the Chinese-CLIP models (about 700 MB)"
+	@echo "make convert convert MODEL_DIR's models for the NPU (TARGETS=rk3588), self-checked"
+	@echo "sudo make install-system    install as a systemd service (deploy/install.sh)"
+	@echo "sudo make uninstall-system  remove it; PURGE=1 also removes settings and models"
 
 run: models
 	$(BIN)/mtai serve
 
-test: models test-deps
+test: models test-deps toolkit
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -34,6 +39,33 @@ models-clip: $(STAMP)
 	$(BIN)/mtai models fetch clip
 
 install: $(STAMP)
+
+# rknn-toolkit2 (x86_64 converter and simulator: `make convert` and the simulator tests). Its
+# declared pins would pull torch<=2.4 with gigabytes of CUDA wheels, so it goes in without its
+# dependencies, after the CPU torch wheel, followed by the dependencies it needs with its caps
+# (onnxruntime moves back to the last release that accepts protobuf<=4.25.4).
+TOOLKIT_DEPS := "numpy<=1.26.4" "onnx<=1.18" "protobuf<=4.25.4" psutil ruamel.yaml scipy tqdm \
+	fast-histogram opencv-python-headless onnxruntime "setuptools<70"
+toolkit: $(TOOLKIT_STAMP)
+
+$(TOOLKIT_STAMP): $(STAMP)
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+	  echo "installing rknn-toolkit2 2.5.0 (CPU torch, then the toolkit without its pins)"; \
+	  $(BIN)/python -m pip install --quiet torch==2.13.0 && \
+	  $(BIN)/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0 && \
+	  $(BIN)/python -m pip install --quiet $(TOOLKIT_DEPS) && \
+	  $(BIN)/python -c "from rknn.api import RKNN"; \
+	else echo "rknn-toolkit2 is installed on x86_64 only here; simulator tests skip"; fi
+	touch $@
+
+# Every model family MODEL_DIR holds, converted for the NPU and checked in the simulator
+# (on the shared test images when the checkout has them, else on generated ones).
+TARGETS ?= rk3588
+OCR_SAMPLES ?= $(wildcard ../shared/testdata/ocr)
+CLIP_SAMPLES ?= $(wildcard ../shared/testdata/photos)
+convert: models toolkit
+	$(BIN)/mtai convert --target $(TARGETS) $(if $(OCR_SAMPLES),--ocr-samples $(OCR_SAMPLES)) \
+	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES))
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -55,6 +87,18 @@ test-deps:
 	  echo "installing chromium with apt-get (for the status page test)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+	@command -v systemd-analyze >/dev/null 2>&1 && command -v shellcheck >/dev/null 2>&1 || { \
+	  echo "installing systemd and shellcheck with apt-get (for the deploy tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q systemd shellcheck; }
+
+# The board: a venv in /opt/mtai, settings in /etc/mtai, models in /var/lib/mtai, the
+# systemd unit enabled. DESTDIR=, DRY_RUN=1, PURGE=1 and more: deploy/install.sh --help.
+install-system:
+	PYTHON=$(PYTHON) bash deploy/install.sh install
+
+uninstall-system:
+	bash deploy/install.sh uninstall
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

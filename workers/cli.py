@@ -33,6 +33,24 @@ def fetch_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def convert(args: argparse.Namespace) -> int:
+    from models.convert.convert import Samples
+    from models.convert.run import convert_models
+
+    unknown = sorted(set(args.families) - {"ocr", "clip"})
+    if unknown:
+        print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip)", file=sys.stderr)
+        return 2
+    samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples)
+    return convert_models(default_model_dir(), args.families, args.target, samples)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from models.doctor import run
+
+    return run(default_model_dir(), args.root)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mtai", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--checkpoint", type=Path, default=None,
                        help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
     fetch.set_defaults(run=fetch_models)
+    conv = commands.add_parser("convert", help="convert the ONNX models in MODEL_DIR for the NPU "
+                               "(rknn-toolkit2), self-checked in its simulator")
+    conv.add_argument("families", nargs="*", metavar="{ocr,clip}", default=[],
+                      help="model families (default: every family MODEL_DIR holds)")
+    conv.add_argument("--target", nargs="+", default=["rk3588"],
+                      choices=["rk3588", "rk3576", "rk3568", "rk3566", "rk3562"])
+    conv.add_argument("--ocr-samples", type=Path, default=None,
+                      help="images with text for the self-check (default: generated pages)")
+    conv.add_argument("--clip-samples", type=Path, default=None,
+                      help="photos for the self-check (default: generated pictures)")
+    conv.set_defaults(run=convert)
+    doc = commands.add_parser("doctor", help="check the SoC, NPU driver, librknnrt, rknnlite "
+                              "and model files; non-zero exit on a problem")
+    doc.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
+    doc.set_defaults(run=doctor)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),  # LOG_LEVEL: DEBUG, INFO, WARNING

@@ -22,8 +22,13 @@ def env_int(name: str, default: int, minimum: int | None = 0) -> int:
 
 
 def _backend(raw: str) -> str:
+    """Checked here; `auto` stays `auto` and is resolved at each worker start, so models
+    converted while the service runs are picked up by a reload (SIGHUP), not only a restart."""
+    name = (raw or "auto").strip().lower()
+    if name == "auto":
+        return name
     try:
-        return resolve_backend(raw or "auto")
+        return resolve_backend(name)
     except ValueError as exc:
         raise SystemExit(f"BACKEND: {exc}") from None
 
@@ -33,7 +38,7 @@ class Settings:
     workers: int  # WORKERS: worker processes, one per NPU core (RK3588 has 3)
     http_port: int  # HTTP_PORT: also names the default runtime directory
     queue_size: int  # QUEUE_SIZE: jobs waiting beyond the busy workers before 503
-    backend: str  # BACKEND: auto | onnx (auto resolved here, once)
+    backend: str  # BACKEND: auto | rknn | onnx | rknn-sim (auto resolved per worker start)
     cpu_threads: int | None  # CPU_THREADS: onnxruntime threads per worker (default cores/workers)
     idle_recycle: float  # SERVER_RESTART_TIME: idle seconds before workers are recycled; <=0 off
     memory_limit: int  # MAX_WORKER_MEMORY_MB: recycle a worker whose USS passes this; 0 off

@@ -17,6 +17,7 @@ import numpy as np
 from models.clip import ClipModels
 from models.manifest import ManifestError, ModelIntegrityError, default_model_dir
 from models.ocr.pipeline import OcrPipeline
+from models.runtime.soc import place_family
 from workers.tasks import (
     TaskRunner,
     clip_image_handler,
@@ -36,11 +37,14 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
     """Build the task table; also return what this worker reports in READY."""
     model_dir = default_model_dir()
     runner = TaskRunner(handlers={"sleep": sleep_handler})
-    device = f"npu core {core}" if backend == "rknn" else f"cpu, {threads or 'all'} threads"
+    device = {"rknn": f"npu core {core}", "rknn-sim": "rknn-toolkit2 simulator (x86)"}.get(
+        backend, f"cpu, {threads or 'all'} threads")
+    ocr_dir, ocr_backend = place_family(model_dir, "ocr", backend)  # NPU: converted copy if any
+    clip_dir, clip_backend = place_family(model_dir, "clip", backend)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
 
-    ocr = _load("ocr", lambda: OcrPipeline.load(model_dir, threads=threads, backend=backend,
+    ocr = _load("ocr", lambda: OcrPipeline.load(ocr_dir, threads=threads, backend=ocr_backend,
                                                  core=core), runner, model_dir)
     if ocr is not None:
         ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # warm-up: arenas before READY
@@ -48,7 +52,7 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
         info["models"]["ocr"] = "PP-OCRv4 (det/cls/rec)"
 
     clip = _load("clip", lambda: ClipModels.load(
-        model_dir, backend=backend, threads=threads, core=core,
+        clip_dir, backend=clip_backend, threads=threads, core=core,
         load_text=_switch("AUTO_LOAD_TXT_MODAL"),  # AUTO_LOAD_TXT_MODAL=on: text model at start
         bgr_compat=_switch("CLIP_BGR_COMPAT"),  # CLIP_BGR_COMPAT=on: official R/B swap
     ), runner, model_dir)

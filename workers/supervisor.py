@@ -20,6 +20,7 @@ from typing import Any
 
 import zmq
 
+from models.runtime import resolve_backend
 from protocol.endpoints import back_endpoint, front_endpoint, runtime_dir
 from workers.broker import Broker
 from workers.children import Child
@@ -125,9 +126,12 @@ class Supervisor:
             child.escalate()
 
     def manage(self) -> None:
-        for child in self.children:
+        for slot, child in enumerate(self.workers):
             if child.due():
+                child.argv = self._worker_argv(slot)
                 child.start()
+        if self.front_child.due():
+            self.front_child.start()
 
     def housekeep(self) -> None:
         """Idle timer and memory watermark: both only queue a rolling recycle."""
@@ -212,7 +216,7 @@ class Supervisor:
         self.poller.register(self.back, zmq.POLLIN)
         self.poller.register(self.wake_r, zmq.POLLIN)
         log.info("broker on %s; %d workers, backend %s", self.runtime, len(self.workers),
-                 self.settings.backend)
+                 self.backend)
 
     def _queue_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -226,20 +230,25 @@ class Supervisor:
             for slot, c in enumerate(self.workers)
         ]
         farm["front"] = {"pid": self.front_child.pid, "restarts": self.front_child.restarts}
-        farm.update(backend=self.settings.backend, uptime=round(time.time() - self.started),
+        farm.update(backend=self.backend, uptime=round(time.time() - self.started),
                     recycling=self.recycler.busy, recycled=self.recycler.completed)
         return farm
 
     def _worker_child(self, slot: int) -> Child:
+        return Child(f"worker {slot}", self._worker_argv(slot), _child_env())
+
+    def _worker_argv(self, slot: int) -> list[str]:
+        """Resolved at every start: `auto` becomes rknn once models are converted."""
+        self.backend = resolve_backend(self.settings.backend)
         argv = [
             sys.executable, "-m", "workers.worker",
             "--endpoint", back_endpoint(self.runtime),
             "--slot", str(slot), "--core", str(slot),
-            "--backend", self.settings.backend,
+            "--backend", self.backend,
         ]
         if self.settings.cpu_threads:
             argv += ["--threads", str(self.settings.cpu_threads)]
-        return Child(f"worker {slot}", argv, _child_env())
+        return argv
 
     def _front_argv(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "--config", "python:frontend.gunicorn_conf",

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from models.runtime.base import Session
 
-BACKENDS = ("onnx",)
+# rknn: the NPU (rknn-toolkit-lite2); rknn-sim: the same path on rknn-toolkit2's x86 simulator,
+# for tests and conversion checks (never picked by auto).
+BACKENDS = ("onnx", "rknn", "rknn-sim")
+NPU_BACKENDS = ("rknn", "rknn-sim")  # take converted models with static input shapes
 
-__all__ = ["BACKENDS", "Session", "open_session", "resolve_backend"]
+__all__ = ["BACKENDS", "NPU_BACKENDS", "Session", "open_session", "resolve_backend"]
+
+log = logging.getLogger(__name__)
 
 
-def resolve_backend(backend: str) -> str:
-    """Map ``auto`` to a concrete backend: ``onnx`` until an NPU backend is registered here."""
+def resolve_backend(backend: str, model_dir: Path | None = None) -> str:
+    """Map ``auto`` to a concrete backend and check the name.
+
+    ``auto`` is rknn when the device tree names a supported Rockchip SoC, rknnlite imports and
+    models were converted for it (in ``model_dir``, default MODEL_DIR); otherwise onnx, and the
+    log says why (``models.runtime.soc.choose_backend`` gives the reason to callers).
+    """
     name = backend.strip().lower()
     if name == "auto":
-        return "onnx"
+        from models.manifest import default_model_dir
+        from models.runtime.soc import choose_backend
+
+        choice = choose_backend(model_dir or default_model_dir())
+        log.info("BACKEND=auto -> %s: %s", choice.backend, choice.reason)
+        return choice.backend
     if name not in BACKENDS:
         known = ", ".join(("auto", *BACKENDS))
         raise ValueError(f"unknown inference backend {backend!r}; known: {known}")
@@ -29,11 +45,23 @@ def open_session(
 
     ``threads`` bounds CPU threads (None: backend default); ``core`` pins an NPU core and is
     ignored by CPU backends. Backends import lazily so a missing optional runtime only fails
-    the backend that needs it.
+    the backend that needs it. On the NPU backends an ``.onnx`` file is a model the converter
+    could not convert (its manifest says why): it runs on onnxruntime.
     """
+    path = Path(path)
     name = resolve_backend(backend)
-    if name == "onnx":
+    if name == "onnx" or (name in NPU_BACKENDS and path.suffix == ".onnx"):
         from models.runtime.onnx import OnnxSession
 
-        return OnnxSession(Path(path), threads=threads)
+        if name != "onnx":
+            log.info("%s stayed in ONNX at conversion: it runs on the CPU", path.name)
+        return OnnxSession(path, threads=threads)
+    if name == "rknn":
+        from models.runtime.rknn import RknnSession
+
+        return RknnSession(path, core=core)
+    if name == "rknn-sim":
+        from models.runtime.simulator import SimulatorSession
+
+        return SimulatorSession(path)
     raise ValueError(f"backend {name!r} has no loader")  # pragma: no cover - BACKENDS guards this

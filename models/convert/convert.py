@@ -1,0 +1,235 @@
+"""`mtai convert`: ONNX families in MODEL_DIR to RKNN, checked in the simulator, then published.
+
+Layout: ``<model_dir>/rknn-<target>/<family>/`` holds the .rknn files, their ``manifest.json``
+(what each converted model takes), ``build.json`` (how it was built, the check's figures) and
+``convert.log`` (the toolkit's own output) and copies of other files the family needs (the CLIP
+vocab), so the directory can be copied to a board as it is. A model the toolkit cannot convert
+(an unsupported operator; the CLIP text tower may be one) is referenced in place as
+``../../<family>/<file>`` and runs on onnxruntime: the board then needs that family's ONNX too.
+
+Everything is built in a staging directory beside the ONNX families, checked there through the
+real pipelines on the simulator, and only moved into place when every check passes: a failed
+conversion leaves the previous converted family (or none) untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from models.convert import check, samples, toolkit
+from models.convert.plan import PlanError, RolePlan, family_plan
+from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
+from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
+from models.runtime.soc import SUPPORTED_SOCS, rknn_root
+
+FAMILIES = ("ocr", "clip")
+TARGETS = SUPPORTED_SOCS
+LOG_NAME = "convert.log"
+Progress = Callable[[str], None]
+
+
+class ConversionError(RuntimeError):
+    """Nothing was written for this family; the message says why."""
+
+
+@dataclass
+class FamilyReport:
+    family: str
+    target: str
+    directory: Path
+    toolkit: str
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    kept_onnx: dict[str, str] = field(default_factory=dict)
+    checks: list[check.CheckResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Where the self-check's inputs come from (None: generated ones)."""
+
+    ocr: Path | None = None
+    clip: Path | None = None
+
+
+def available_families(model_dir: Path) -> list[str]:
+    """Families with an ONNX manifest in ``model_dir`` (what `make convert` converts)."""
+    return [f for f in FAMILIES if (family_dir(model_dir, f) / MANIFEST_NAME).is_file()]
+
+
+def convert_family(
+    model_dir: Path, family: str, target: str = "rk3588", *, sample_dirs: Samples | None = None,
+    progress: Progress = print, release: bool = True,
+) -> FamilyReport:  # fmt: skip
+    """Convert, check and publish one family for one target; ConversionError if not written.
+
+    ``release=False`` keeps this process's builds for later ``rknn-sim`` sessions (tests).
+    """
+    if target not in TARGETS:
+        raise ConversionError(f"unsupported target {target!r}; choose from {', '.join(TARGETS)}")
+    try:
+        version, warnings = toolkit.toolkit_version()
+    except toolkit.ToolkitError as exc:
+        raise ConversionError(str(exc)) from exc
+    source = family_dir(model_dir, family)
+    manifest = Manifest.load(source / MANIFEST_NAME)
+    manifest.verify(source)
+    staging = Path(tempfile.mkdtemp(prefix=f".rknn-staging-{target}-", dir=model_dir))
+    stage = staging / family
+    stage.mkdir()
+    report = FamilyReport(family, target, rknn_root(model_dir, target) / family, version,
+                          warnings=list(warnings))  # fmt: skip
+    for line in warnings:
+        progress(f"warning: {line}")
+    try:
+        try:
+            plans = family_plan(family, manifest.models, {}, target, source, stage)
+        except PlanError as exc:
+            raise ConversionError(str(exc)) from exc
+        record = _build_all(plans, family, target, version, source, stage, report, progress)
+        record.save(stage / BUILD_NAME)
+        report.checks = _self_check(family, model_dir, staging, record, sample_dirs or Samples(),
+                                    progress)
+        failed = [c for c in report.checks if not c.passed]
+        if failed:
+            raise ConversionError(
+                f"{family} for {target}: self-check failed, nothing written:\n  "
+                + "\n  ".join(c.summary() for c in failed)
+            )
+        _with_checks(record, report.checks).save(stage / BUILD_NAME)
+        _publish(stage, report.directory)
+        progress(f"{family} for {target}: written to {report.directory}")
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if release:
+            toolkit.forget()
+
+
+def _build_all(plans: list[RolePlan], family: str, target: str, version: str, source: Path,
+               stage: Path, report: FamilyReport, progress: Progress) -> BuildRecord:  # fmt: skip
+    """Build and export every role into ``stage``; write its manifest; return the record."""
+    specs, entries = {}, {}
+    for item in plans:
+        if item.plan is None:  # not a model (the CLIP vocab): copied, so the directory is whole
+            shutil.copyfile(source / item.source.file, stage / item.spec.file)
+            specs[item.role] = item.spec
+            continue
+        shapes = len(item.plan.shapes)
+        progress(f"{family}/{item.role}: building {item.spec.file} for {target} (fp16, "
+                 f"{shapes} input shape{'s' if shapes > 1 else ''})")  # fmt: skip
+        onnx_path = source / item.source.file
+        try:
+            with _ticking(progress, f"{family}/{item.role}"):
+                built = toolkit.build(item.plan, onnx_path, stage / LOG_NAME)
+        except toolkit.UnsupportedOperator as exc:
+            if not item.may_stay_onnx:
+                raise ConversionError(f"{family}/{item.role}: {exc}; nothing written") from exc
+            note = f"{exc}; it stays in ONNX and runs on the CPU"
+            progress(f"{family}/{item.role}: {note}")
+            report.kept_onnx[item.role] = note
+            specs[item.role] = replace(item.source, file=item.plan.onnx)
+            entries[item.role] = BuildEntry(file=item.plan.onnx, plan=item.plan, kept_onnx=note)
+            continue
+        except toolkit.ToolkitError as exc:
+            raise ConversionError(f"{family}/{item.role}: {exc}") from exc
+        target_file = stage / item.spec.file
+        try:
+            toolkit.export(built, target_file, stage / LOG_NAME)
+        except toolkit.ToolkitError as exc:
+            raise ConversionError(f"{family}/{item.role}: {exc}") from exc
+        report.build_seconds[item.role] = built.seconds
+        size = target_file.stat().st_size / 1e6
+        progress(f"{family}/{item.role}: built in {built.seconds:.1f} s ({size:.1f} MB)")
+        if built.cpu_operators:
+            progress(f"{family}/{item.role}: no NPU kernel, run on the CPU by the runtime: "
+                     f"{', '.join(built.cpu_operators)}")  # fmt: skip
+        origin = (f"convert:{item.plan.onnx} sha256:{item.plan.onnx_sha256} "
+                  f"rknn-toolkit2=={version} {target} fp16")  # fmt: skip
+        specs[item.role] = replace(item.spec, sha256=sha256_file(target_file), source=origin)
+        entries[item.role] = BuildEntry(
+            file=item.spec.file, plan=item.plan, metadata=_onnx_metadata(onnx_path),
+            warnings=[f"CPU fallback: {op}" for op in built.cpu_operators],
+        )  # fmt: skip
+    Manifest(family=family, models=specs).save(stage / MANIFEST_NAME)
+    return BuildRecord(family=family, target=target, toolkit=version, models=entries)
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    """The ONNX custom metadata (the OCR recogniser's character list lives there)."""
+    import onnx  # a dependency of rknn-toolkit2, present wherever conversion runs
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord,
+                sample_dirs: Samples, progress: Progress) -> list[check.CheckResult]:  # fmt: skip
+    converted = [role for role, e in record.models.items() if not e.kept_onnx]
+    if not converted:
+        return []
+    try:
+        if family == "ocr":
+            items, origin = samples.ocr_samples(sample_dirs.ocr)
+            progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
+            reference, candidate = check.load_ocr_pair(model_dir, staging)
+            return [check.check_ocr(reference, candidate, items, progress)]
+        photos, origin = samples.clip_samples(sample_dirs.clip)
+        progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
+        reference, candidate = check.load_clip_pair(model_dir, staging)
+        results = [check.check_vectors("image", reference.image, candidate.image, photos,
+                                       progress)]  # fmt: skip
+        if "text" in converted:
+            texts = [(text, text) for text in samples.CLIP_TEXTS]
+            results.append(check.check_vectors(
+                "text", reference.text(), candidate.text(), texts, progress))  # fmt: skip
+        return results
+    except (toolkit.ToolkitError, ValueError) as exc:
+        raise ConversionError(f"{family}: the self-check could not run: {exc}") from exc
+
+
+def _with_checks(record: BuildRecord, results: list[check.CheckResult]) -> BuildRecord:
+    """The record with each check's figures on the roles it covers."""
+    models = dict(record.models)
+    for result in results:
+        for role in result.role.split("+"):
+            if role in models:
+                models[role] = replace(models[role], check=result.as_json())
+    return replace(record, models=models)
+
+
+def _publish(stage: Path, destination: Path) -> None:
+    """Swap the checked family into place with renames (the old copy is removed after)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+    if destination.exists():
+        os.replace(destination, old)
+    os.replace(stage, destination)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _ticking(progress: Progress, label: str, every: float = 30.0) -> Iterator[None]:
+    """Say 'still building' every ``every`` seconds: a large model builds for minutes."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            progress(f"{label}: still building ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

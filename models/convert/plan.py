@@ -1,0 +1,110 @@
+"""From a family's ONNX manifest to what each converted model is built with and will take.
+
+One function per family decides, per role, the toolkit plan (input shapes, mean/std to fold in)
+and the spec the converted model gets in its manifest. Both come from the same ONNX spec, so
+the runtime feeds exactly what was built:
+
+- OCR: the static shape buckets listed in the ONNX manifest (``shapes``) become the toolkit's
+  ``dynamic_input``; input stays float32 NCHW, normalised by the pipeline (the recogniser pads
+  batches with zeros *after* normalising, which uint8 input cannot express).
+- CLIP image: mean/std folded into the model (``(x - mean/scale) / (std/scale)`` per channel:
+  the toolkit takes them in pixel units), input uint8 NHWC: the worker hands over raw pixels.
+- CLIP text: token ids as they are; if the toolkit rejects an operator it stays in ONNX.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from models.manifest import ModelSpec
+from models.runtime.artifacts import BuildPlan
+
+
+class PlanError(ValueError):
+    """The ONNX manifest does not say enough to build a static model."""
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """How one role is converted; ``plan`` is None for files copied as they are (the vocab)."""
+
+    role: str
+    source: ModelSpec
+    plan: BuildPlan | None
+    spec: ModelSpec  # the converted model's manifest entry (sha256 filled in after export)
+    may_stay_onnx: bool = False  # an unsupported operator leaves it on onnxruntime
+
+
+def rknn_name(onnx_file: str) -> str:
+    """``ch_PP-OCRv4_det_infer.onnx`` -> ``ch_PP-OCRv4_det_infer.rknn``; drops an ``.fp32``."""
+    stem = Path(onnx_file).stem
+    return f"{stem.removesuffix('.fp32')}.rknn"
+
+
+def relative(source_dir: Path, file: str, converted_dir: Path) -> str:
+    """Path of ``source_dir/file`` as seen from ``converted_dir`` (both under MODEL_DIR)."""
+    return os.path.relpath(Path(source_dir) / file, converted_dir)
+
+
+def family_plan(
+    family: str, specs: dict[str, ModelSpec], sha256: dict[str, str], target: str,
+    source_dir: Path, converted_dir: Path,
+) -> list[RolePlan]:  # fmt: skip
+    """The plans of every role of ``family`` (``ocr`` or ``clip``)."""
+    planners = {"ocr": _ocr_role, "clip": _clip_role}
+    if family not in planners:
+        raise PlanError(f"no conversion recipe for family {family!r}; known: {sorted(planners)}")
+    plans = []
+    for role, spec in specs.items():
+        onnx = relative(source_dir, spec.file, converted_dir)
+        plans.append(planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target))
+    return plans
+
+
+def _base(spec: ModelSpec, onnx: str, digest: str, target: str,
+          shapes: list[list[int]] | tuple[tuple[int, ...], ...], **folded: tuple[float, ...]
+          ) -> BuildPlan:  # fmt: skip
+    return BuildPlan(
+        onnx=onnx, onnx_sha256=digest, target=target, input_name=spec.input_name,
+        shapes=tuple(tuple(int(d) for d in s) for s in shapes), **folded,
+    )  # fmt: skip
+
+
+def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
+    if not spec.shapes:
+        raise PlanError(
+            f"ocr/{role}: the OCR manifest lists no static shapes for the NPU; fetch the OCR "
+            "models again with this version (mtai models fetch ocr) to get them"
+        )
+    if any(d <= 0 for shape in spec.shapes for d in shape):
+        raise PlanError(f"ocr/{role}: shapes {spec.shapes} are not all static")
+    plan = _base(spec, onnx, digest, target, spec.shapes)
+    converted = replace(spec, file=rknn_name(spec.file), shapes=[list(s) for s in plan.shapes])
+    return RolePlan(role, spec, plan, converted)
+
+
+def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
+    if role == "image":
+        return _clip_image(spec, onnx, digest, target)
+    if role == "text":
+        plan = _base(spec, onnx, digest, target, [spec.shape])
+        return RolePlan(role, spec, plan, replace(spec, file=rknn_name(spec.file)), True)
+    return RolePlan(role, spec, None, spec)  # the vocab: copied as it is
+
+
+def _clip_image(spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
+    if spec.layout != "NCHW" or spec.mean_std_folded or len(spec.shape) != 4:
+        raise PlanError(f"clip/image: expected an NCHW float model with mean/std outside, got "
+                        f"{spec.layout} {spec.dtype}, folded={spec.mean_std_folded}")  # fmt: skip
+    recipe = spec.preprocess
+    mean = tuple(m / recipe.scale for m in recipe.mean)  # in 0..255 pixel units
+    std = tuple(s / recipe.scale for s in recipe.std)
+    plan = _base(spec, onnx, digest, target, [spec.shape], mean_values=mean, std_values=std)
+    n, c, h, w = spec.shape
+    converted = replace(
+        spec, file=rknn_name(spec.file), layout="NHWC", dtype="uint8", shape=(n, h, w, c),
+        mean_std_folded=True,
+    )  # fmt: skip
+    return RolePlan("image", spec, plan, converted)

@@ -1,0 +1,109 @@
+"""Sample inputs for the converter's self-check: real images when given, generated ones otherwise.
+
+Real photos and scans are the better check (``--ocr-samples``/``--clip-samples``; `make convert`
+passes the shared test images when the checkout has them). A board has none, so the fallback
+draws text lines and shapes with OpenCV: enough to catch a model that computes something else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+CLIP_TEXTS = ("一只猫", "海边的日落", "红色的汽车", "a dog on the grass", "山上的雪", "生日蛋糕")
+_LINES = ("Invoice 2024-05-17", "TOTAL 128.50 EUR", "Hello World", "RK3588 NPU", "mtai 0.1",
+          "Quick brown fox 42", "SALE -30%", "Station 7 Platform B")  # fmt: skip
+
+
+def image_files(directory: Path) -> list[Path]:
+    """Image files under ``directory`` (recursive, sorted); ValueError when there are none."""
+    files = sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {directory}")
+    return files
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB with the EXIF orientation applied.
+
+    Transparency goes onto a background that contrasts with the visible pixels (white under
+    dark content, black under light), as the HTTP front does, so text drawn on transparency
+    stays readable in the samples.
+    """
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+            alpha = rgba[..., 3:] / 255.0
+            visible = rgba[..., :3][alpha[..., 0] > 0]
+            luma = visible @ np.array([0.299, 0.587, 0.114], np.float32)
+            light = luma.size > 0 and float(luma.mean()) >= 128
+            background = 0.0 if light else 255.0
+            return (rgba[..., :3] * alpha + background * (1 - alpha)).round().astype(np.uint8)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def clip_pixels(rgb: np.ndarray, size: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """Chinese-CLIP's input recipe: bicubic straight to ``size``, no crop (as the front does)."""
+    image = Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def synthetic_text_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """Light pages with dark text lines of several sizes and widths (some rotated by 180)."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for index in range(count):
+        height, width = int(rng.integers(300, 900)), int(rng.integers(400, 1200))
+        page = np.full((height, width, 3), int(rng.integers(200, 256)), np.uint8)
+        y = 40
+        while y < height - 20:
+            text = _LINES[int(rng.integers(len(_LINES)))]
+            scale = float(rng.uniform(0.7, 1.6))
+            colour = tuple(int(v) for v in rng.integers(0, 90, 3))
+            cv2.putText(page, text, (int(rng.integers(10, 60)), y), cv2.FONT_HERSHEY_SIMPLEX,
+                        scale, colour, 2, cv2.LINE_AA)  # fmt: skip
+            y += int(45 * scale) + int(rng.integers(10, 40))
+        images.append(page[::-1, ::-1].copy() if index % 3 == 2 else page)
+    return images
+
+
+def synthetic_photos(count: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """224x224 scenes: gradients, circles and boxes in varied colours."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 1, 224, dtype=np.float32)
+    photos = []
+    for _ in range(count):
+        top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        weight = ramp[:, None, None]
+        image = top[None, None] * (1 - weight) + bottom[None, None] * weight
+        image = np.ascontiguousarray(np.broadcast_to(image, (224, 224, 3)).astype(np.uint8))
+        for _ in range(int(rng.integers(2, 6))):
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            centre = tuple(int(v) for v in rng.integers(20, 204, 2))
+            cv2.circle(image, centre, int(rng.integers(10, 60)), colour, -1)
+        photos.append(image)
+    return photos
+
+
+def ocr_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """(name, RGB image) pairs and a description of where they came from."""
+    if directory is None:
+        images = synthetic_text_images()
+        return [(f"synthetic-{i}", img) for i, img in enumerate(images)], "generated text pages"
+    files = image_files(directory)
+    return [(p.name, load_rgb(p)) for p in files], f"{len(files)} images from {directory}"
+
+
+def clip_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """(name, 224x224 RGB) pairs and a description of where they came from."""
+    if directory is None:
+        photos = synthetic_photos()
+        return [(f"synthetic-{i}", img) for i, img in enumerate(photos)], "generated pictures"
+    files = image_files(directory)
+    pictures = [(p.name, clip_pixels(load_rgb(p))) for p in files]
+    return pictures, f"{len(files)} images from {directory}"
