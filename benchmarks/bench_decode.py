@@ -62,9 +62,11 @@ def main() -> int:
         ratio = statistics.median(draft) / statistics.median(full)
         ratios.append(ratio)
         diff = np.abs(full_pixels.astype(int) - draft_pixels.astype(int))
-        print(f"{name:<28} {statistics.median(full) * 1e3:>9.1f} "
-              f"{statistics.median(draft) * 1e3:>9.1f} {ratio:>7.3f} {diff.max():>7d} "
-              f"{diff.mean():>8.2f}")
+        print(
+            f"{name:<28} {statistics.median(full) * 1e3:>9.1f} "
+            f"{statistics.median(draft) * 1e3:>9.1f} {ratio:>7.3f} {diff.max():>7d} "
+            f"{diff.mean():>8.2f}"
+        )
     print(f"median ratio draft/full: {statistics.median(ratios):.3f}")
     return 0
 

@@ -36,6 +36,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def throughput(service: Service, workers: int, seconds: float, jobs: int) -> float:
     """Jobs per second with 2 clients per worker keeping the queue full."""
+
     def one(_: int) -> None:
         client = FarmClient(front_endpoint(service.runtime))
         try:
@@ -67,14 +68,24 @@ def main() -> int:
     rows = []
     for workers in (1, 3):
         with tempfile.TemporaryDirectory(prefix="mtai-bench-") as tmp:
-            service = start_service(Path(tmp), default_model_dir(), WORKERS=str(workers),
-                                    CPU_THREADS="1", SERVER_RESTART_TIME="0")
+            service = start_service(
+                Path(tmp),
+                default_model_dir(),
+                WORKERS=str(workers),
+                CPU_THREADS="1",
+                SERVER_RESTART_TIME="0",
+            )
             try:
                 service.wait_ready(workers=workers)
                 rate = throughput(service, workers, args.seconds, args.jobs)
                 ideal = workers / args.seconds
-                rows.append((f"throughput, {workers} worker(s), {args.seconds}s jobs",
-                             f"{rate:.2f} jobs/s", f"{rate / ideal:.3f} of N/t = {ideal:.1f}"))
+                rows.append(
+                    (
+                        f"throughput, {workers} worker(s), {args.seconds}s jobs",
+                        f"{rate:.2f} jobs/s",
+                        f"{rate / ideal:.3f} of N/t = {ideal:.1f}",
+                    )
+                )
                 if workers == 3:
                     rows += overhead(service, args.calls)
             finally:
@@ -96,12 +107,20 @@ def overhead(service: Service, calls: int) -> list[tuple[str, str, str]]:
     headers = {"api-key": service.key}
     http = latencies(lambda: session.post(service.url + "/check", headers=headers), calls)
     rows = []
-    for name, values in (("in-process call", local), ("broker + worker round trip", farm),
-                         ("HTTP front + broker (/check)", http)):
+    for name, values in (
+        ("in-process call", local),
+        ("broker + worker round trip", farm),
+        ("HTTP front + broker (/check)", http),
+    ):
         p50, p99 = percentile(values, 0.5) * 1e3, percentile(values, 0.99) * 1e3
         ratio = statistics.median(values) / statistics.median(local)
-        rows.append((f"latency, {name}", f"p50 {p50:.3f} ms p99 {p99:.3f} ms",
-                     f"{ratio:.0f}x in-process p50"))
+        rows.append(
+            (
+                f"latency, {name}",
+                f"p50 {p50:.3f} ms p99 {p99:.3f} ms",
+                f"{ratio:.0f}x in-process p50",
+            )
+        )
     return rows
 
 

@@ -26,6 +26,7 @@ from models.manifest import (
     family_dir,
     write_atomic,
 )
+from models.ocr.profile import DEFAULT_PROFILE
 
 OCR_PACKAGE = "rapidocr-onnxruntime"
 OCR_VERSION = "1.4.4"
@@ -61,7 +62,12 @@ class FetchError(RuntimeError):
 
 
 def ocr_manifest() -> Manifest:
-    """The manifest of the pinned OCR models (what fetch_ocr writes)."""
+    """The manifest of the pinned OCR models (what fetch_ocr writes).
+
+    ``shapes`` holds the static NPU profile (models/ocr/profile.py): the RKNN converter builds
+    exactly those input shapes and the static-shape pipeline feeds exactly them.
+    """
+    static = DEFAULT_PROFILE.shapes()
     models = {
         role: ModelSpec(
             file=name,
@@ -73,7 +79,7 @@ def ocr_manifest() -> Manifest:
             shape=shape,
             mean_std_folded=False,
             preprocess=_PADDLE,
-            shapes=None,
+            shapes=static[role],
         )
         for role, (name, digest, shape) in _OCR_FILES.items()
     }
@@ -95,6 +101,10 @@ def fetch_ocr(
     if _already_fetched(manifest, target):
         progress(f"OCR models present and verified in {target}")
         return target
+    if _files_verify(manifest, target):  # e.g. a manifest from before the NPU shape profile
+        _save_manifest(manifest, target)
+        progress(f"OCR models present and verified in {target}; manifest updated")
+        return target
     if wheel is None and os.environ.get(OCR_WHEEL_ENV):
         wheel = Path(os.environ[OCR_WHEEL_ENV])
     with tempfile.TemporaryDirectory(prefix="mtai-fetch-") as tmp:
@@ -104,12 +114,9 @@ def fetch_ocr(
             raise FetchError(f"OCR wheel {wheel} does not exist (argument or ${OCR_WHEEL_ENV})")
         try:
             _extract(Path(wheel), manifest, target, progress)
-            manifest.save(target / MANIFEST_NAME)
         except PermissionError as exc:
-            raise FetchError(
-                f"cannot write models to {target}: {exc}; run as a user who may, "
-                "or point MODEL_DIR at a writable directory"
-            ) from exc
+            raise _not_writable(target, exc) from exc
+        _save_manifest(manifest, target)
     progress(f"OCR models ready in {target}")
     return target
 
@@ -122,6 +129,29 @@ def _already_fetched(manifest: Manifest, target: Path) -> bool:
     except (ManifestError, ModelIntegrityError, ModelNotInstalled):
         return False
     return True
+
+
+def _files_verify(manifest: Manifest, target: Path) -> bool:
+    """The model files match the pinned hashes, whatever the manifest on disk says."""
+    try:
+        manifest.verify(target)
+    except (ModelIntegrityError, ModelNotInstalled):
+        return False
+    return True
+
+
+def _save_manifest(manifest: Manifest, target: Path) -> None:
+    try:
+        manifest.save(target / MANIFEST_NAME)
+    except PermissionError as exc:
+        raise _not_writable(target, exc) from exc
+
+
+def _not_writable(target: Path, exc: OSError) -> FetchError:
+    return FetchError(
+        f"cannot write models to {target}: {exc}; run as a user who may, "
+        "or point MODEL_DIR at a writable directory"
+    )
 
 
 def _pip_download(dest: Path, progress: Callable[[str], None]) -> Path:

@@ -144,8 +144,17 @@ def _spec_from_json(raw: dict[str, Any]) -> ModelSpec:
             mean=tuple(float(v) for v in prep["mean"]),
             std=tuple(float(v) for v in prep["std"]),
         ),
-        shapes=raw.get("shapes"),
+        shapes=_shapes(raw.get("shapes")),
     )
+
+
+def _shapes(raw: Any) -> list[list[int]] | None:
+    """Static shape buckets as lists of ints; absent or null (manifests before them): None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(s, list) for s in raw):
+        raise ValueError(f"shapes must be a list of shapes, got {raw!r}")
+    return [[int(d) for d in shape] for shape in raw]
 
 
 def family_dir(model_dir: Path, family: str) -> Path:

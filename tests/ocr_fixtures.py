@@ -1,14 +1,18 @@
-"""Shared helpers for the OCR tests: one loaded pipeline per session, and reference matching."""
+"""Shared helpers for the OCR tests: one loaded pipeline per session, reference matching, and a
+recording wrapper around the real sessions (which input shapes each model was fed)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from models.manifest import MANIFEST_NAME, Manifest, family_dir
 from models.ocr.pipeline import OcrLine, OcrPipeline
+from models.ocr.profile import ShapeProfile
+from models.runtime import Session, open_session
 
 BOX_TOLERANCE_PX = 2.0
 
@@ -24,8 +28,13 @@ def corner_distance(box: Sequence[Sequence[float]], other: Sequence[Sequence[flo
     return float(np.abs(np.asarray(box, dtype=float) - np.asarray(other, dtype=float)).max())
 
 
-def match_lines(reference: list[dict], ours: list[OcrLine]) -> tuple[int, list[dict], int]:
-    """Pair each reference line with our unused line of identical text and nearest box.
+def match_lines(
+    reference: list[dict],
+    ours: list[OcrLine],
+    tolerance: Callable[[dict], float] = lambda ref: BOX_TOLERANCE_PX,
+) -> tuple[int, list[dict], int]:
+    """Pair each reference line with our unused line of identical text and nearest box, within
+    ``tolerance(reference line)`` pixels per corner coordinate.
 
     Returns (matched count, unmatched reference lines, our lines left over).
     """
@@ -38,8 +47,90 @@ def match_lines(reference: list[dict], ours: list[OcrLine]) -> tuple[int, list[d
             if k not in used and line.text == ref["text"]
         ]
         best = min(candidates, default=None)
-        if best is not None and best[0] <= BOX_TOLERANCE_PX:
+        if best is not None and best[0] <= tolerance(ref):
             used.add(best[1])
         else:
             missed.append(ref)
     return len(reference) - len(missed), missed, len(ours) - len(used)
+
+
+def line_height(ref: dict) -> float:
+    """Height of a 4-corner box (clockwise from top-left): mean of its left and right edges."""
+    tl, tr, br, bl = np.asarray(ref["box"], dtype=float)
+    return float((np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2)
+
+
+def as_reference(lines: list[OcrLine]) -> list[dict]:
+    """Our lines in the reference file's form, to compare two of our pipelines."""
+    return [{"text": line.text, "box": [list(p) for p in line.box]} for line in lines]
+
+
+class RecordingSession:
+    """The real session, passed through, remembering the shape of every input it was fed."""
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+        self.shapes: list[tuple[int, ...]] = []
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.inner.input_names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.shapes.extend(tuple(array.shape) for array in feeds.values())
+        return self.inner.run(feeds)
+
+    def metadata(self) -> dict[str, str]:
+        return self.inner.metadata()
+
+
+def recorded_pipeline(
+    model_dir: Path, profile: ShapeProfile | None, threads: int | None = None
+) -> tuple[OcrPipeline, dict[str, RecordingSession]]:
+    """A pipeline on the real ONNX models (static shapes when ``profile``), every session
+    wrapped in a recorder; also returns the recorders by role."""
+    directory = family_dir(model_dir, "ocr")
+    specs = Manifest.load(directory / MANIFEST_NAME).models
+    sessions = {
+        role: RecordingSession(open_session(directory / spec.file, "onnx", threads=threads))
+        for role, spec in specs.items()
+    }
+    pipeline = OcrPipeline.from_sessions(dict(sessions), specs, profile=profile)
+    return pipeline, sessions
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions of characters)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
+
+
+def read_agreement(
+    reference: list[dict], ours: list[OcrLine], tolerance: Callable[[dict], float]
+) -> tuple[int, int, int]:
+    """(reference characters, characters read alike, reference lines found).
+
+    Each reference line is paired with our unused line whose box is nearest, within
+    ``tolerance``, whatever its text; a pair agrees on ``len(ref) - edit distance`` characters,
+    a line not found on none. Unlike exact matching, one flipped glyph costs one character.
+    """
+    used: set[int] = set()
+    chars = alike = found = 0
+    for ref in reference:
+        chars += len(ref["text"])
+        near = [
+            (corner_distance(line.box, ref["box"]), k)
+            for k, line in enumerate(ours)
+            if k not in used
+        ]
+        best = min(near, default=None)
+        if best is None or best[0] > tolerance(ref):
+            continue
+        used.add(best[1])
+        found += 1
+        alike += max(0, len(ref["text"]) - edit_distance(ref["text"], ours[best[1]].text))
+    return chars, alike, found

@@ -7,6 +7,7 @@ box back to the full text extent (the network predicts shrunk text kernels) and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -14,7 +15,7 @@ import numpy as np
 import pyclipper
 
 from models.manifest import ModelSpec
-from models.preprocess import normalize_chw
+from models.preprocess import PixelTable
 from models.runtime import Session
 
 
@@ -35,11 +36,44 @@ def round32(value: float) -> int:
     return max(32, int(round(value / 32) * 32))
 
 
-def det_input_size(height: int, width: int, limit_side_len: int = 736) -> tuple[int, int]:
-    """Canvas for the detector: short side brought up to ``limit_side_len``, sides rounded to 32."""
+def det_input_size(
+    height: int, width: int, limit_side_len: int = 736, max_long_side: int | None = None
+) -> tuple[int, int]:
+    """Canvas for the detector: short side brought up to ``limit_side_len``, sides rounded to 32.
+
+    ``max_long_side`` (off by default, as in RapidOCR) stops the enlargement once the long side
+    reaches it: an 11x65 px image otherwise becomes a 736x4416 canvas.
+    """
     short = min(height, width)
     ratio = limit_side_len / short if short < limit_side_len else 1.0
+    if max_long_side is not None and ratio > 1.0:
+        ratio = max(1.0, min(ratio, max_long_side / max(height, width)))
     return round32(int(height * ratio)), round32(int(width * ratio))
+
+
+def choose_canvas(
+    height: int, width: int, canvases: Sequence[tuple[int, int]], limit_side_len: int = 736
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The static canvas for an image and the size the image is resized to on it.
+
+    The detector's output shifts with the input scale, so the dynamic recipe's own size (short
+    side 736, sides rounded to 32) is kept whenever a canvas holds it: the smallest such canvas,
+    the rest padded. Otherwise the image is scaled with its aspect kept to fit the canvas where
+    it gets largest (within 1%: the smaller canvas), never beyond the dynamic scale.
+    """
+    size = det_input_size(height, width, limit_side_len)
+    holding = [(h * w, (h, w)) for h, w in canvases if h >= size[0] and w >= size[1]]
+    if holding:
+        return min(holding)[1], size
+    short = min(height, width)
+    wanted = limit_side_len / short if short < limit_side_len else 1.0
+    scales = [min(h / height, w / width, wanted) for h, w in canvases]
+    best = max(scales)
+    fits = [(h * w, (h, w), s) for (h, w), s in zip(canvases, scales) if s >= 0.99 * best]
+    _, (canvas_h, canvas_w), scale = min(fits)
+    size_h = min(canvas_h, max(1, round(height * scale)))
+    size_w = min(canvas_w, max(1, round(width * scale)))
+    return (canvas_h, canvas_w), (size_h, size_w)
 
 
 def min_area_quad(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -83,7 +117,7 @@ def unclip(quad: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def db_boxes(
-    prob: np.ndarray, dest_h: int, dest_w: int, params: DbParams = DbParams()
+    prob: np.ndarray, dest_h: float, dest_w: float, params: DbParams = DbParams()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probability map (H, W) -> quads (N, 4, 2) int32 in a dest_h x dest_w image, and scores."""
     h, w = prob.shape
@@ -139,7 +173,12 @@ def tidy_boxes(
 
 
 class TextDetector:
-    """Runs the detector on an image already in the model's channel order."""
+    """Runs the detector on an RGB image (the pixel table puts channels in the model's order).
+
+    Dynamic mode (``canvases`` None) follows RapidOCR: one canvas per image, short side 736.
+    Static mode letterboxes the image into one of ``canvases`` (aspect kept, black padding at
+    the right and bottom, as RapidOCR pads strips black) with a fixed batch of ``batch``.
+    """
 
     def __init__(
         self,
@@ -147,21 +186,45 @@ class TextDetector:
         spec: ModelSpec,
         limit_side_len: int = 736,
         params: DbParams = DbParams(),
+        *,
+        canvases: Sequence[tuple[int, int]] | None = None,
+        batch: int = 1,
+        max_long_side: int | None = None,
     ) -> None:
         self.session = session
         self.spec = spec
         self.limit_side_len = limit_side_len
         self.params = params
+        self.canvases = None if canvases is None else tuple(canvases)
+        self.batch = batch
+        self.max_long_side = max_long_side
+        self.table = PixelTable(spec.preprocess)
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Input tensor, and the image size in probability-map units (height, width)."""
+        height, width = image.shape[:2]
+        if self.canvases is None:
+            size_h, size_w = det_input_size(height, width, self.limit_side_len, self.max_long_side)
+            tensor = self.table(cv2.resize(image, (size_w, size_h)))[np.newaxis]
+            return tensor, float(height), float(width)
+        (canvas_h, canvas_w), (size_h, size_w) = choose_canvas(
+            height, width, self.canvases, self.limit_side_len
+        )
+        canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
+        canvas[:size_h, :size_w] = cv2.resize(image, (size_w, size_h))
+        tensor = np.empty((self.batch, 3, canvas_h, canvas_w), dtype=np.float32)
+        for slot in range(self.batch):  # unused slots of a fixed batch: black canvases
+            self.table(canvas, out=tensor[slot])
+            canvas[:size_h, :size_w] = 0
+        return tensor, canvas_h * height / size_h, canvas_w * width / size_w
 
     def __call__(
         self, image: np.ndarray, box_thresh: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Quads (N, 4, 2) float32 in ``image`` pixels, clockwise from top-left, and box scores."""
         height, width = image.shape[:2]
-        size_h, size_w = det_input_size(height, width, self.limit_side_len)
-        resized = cv2.resize(image, (size_w, size_h))
-        tensor = normalize_chw(resized, self.spec.preprocess)[np.newaxis]
+        tensor, map_h, map_w = self.prepare(image)
         prob = self.session.run({self.spec.input_name: tensor})[0][0, 0]
         params = self.params if box_thresh is None else replace(self.params, box_thresh=box_thresh)
-        quads, scores = db_boxes(prob, height, width, params)
+        quads, scores = db_boxes(prob, map_h, map_w, params)
         return tidy_boxes(quads, scores, height, width)

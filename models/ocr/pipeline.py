@@ -5,7 +5,12 @@ RapidOCR PIL images, which it converts to BGR. Rerun on the same decoded pixels,
 reproduces all 110 reference lines (text, boxes, 109 scores to the 4th decimal, one off by 1e-4)
 and nothing more; given the RGB arrays as-is, 87 lines match text and box, 26 keep their score and
 26 lines appear that the reference lacks. So the PaddleOCR models get BGR here too: the manifest
-says so and ``to_model_order`` swaps once at the entry."""
+says so, and the image stays RGB throughout (resizing and warping treat channels alike) until
+each model's pixel table writes the planes in the model's order, so no copy is spent swapping.
+
+Two modes: dynamic shapes (onnxruntime; RapidOCR's sizes exactly) and static shapes (the NPU:
+only the shapes of a ``ShapeProfile``, read from the manifest; see models/ocr/profile.py).
+"""
 
 from __future__ import annotations
 
@@ -14,16 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from models.manifest import MANIFEST_NAME, Manifest, family_dir
+from models.manifest import MANIFEST_NAME, Manifest, ModelSpec, family_dir
 from models.ocr.classify import AngleClassifier
 from models.ocr.detect import TextDetector
 from models.ocr.geometry import crop_quad, fit_sides, letterbox, reading_order, to_input_pixels
+from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.recognize import TextRecognizer, load_charset
-from models.preprocess import to_model_order
-from models.runtime import open_session
+from models.runtime import NPU_BACKENDS, Session, open_session, resolve_backend
 
 MAX_SIDE = 2000  # long side cap before detection
 MIN_SIDE = 30  # short side floor before detection
+MAX_LINES = 500  # lines recognised per image at most (the detector keeps <= 1000 candidates)
+REC_BATCH = 1  # crops per recogniser call (dynamic mode): the fastest on CPU, see BENCHMARKS.md
+CLS_BATCH = 6  # crops per classifier call (dynamic mode)
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,16 @@ class OcrPipeline:
         classifier: AngleClassifier,
         recognizer: TextRecognizer,
         text_score: float = 0.5,
+        *,
+        profile: ShapeProfile | None = None,
+        max_lines: int = MAX_LINES,
     ) -> None:
         self.detector = detector
         self.classifier = classifier
         self.recognizer = recognizer
         self.text_score = text_score
-        self.recipe = detector.spec.preprocess
+        self.profile = profile  # None: dynamic shapes
+        self.max_lines = max_lines
 
     @classmethod
     def load(
@@ -64,25 +76,58 @@ class OcrPipeline:
         *,
         core: int | None = None,
         text_score: float = 0.5,
+        static_shapes: bool | None = None,
     ) -> OcrPipeline:
-        """Load ``<model_dir>/ocr`` after checking every file against its manifest."""
+        """Load ``<model_dir>/ocr`` after checking every file against its manifest.
+
+        ``static_shapes``: feed only the manifest's shape profile (None: exactly when the backend
+        needs static shapes, i.e. on the NPU; onnxruntime then runs RapidOCR's dynamic sizes).
+        """
         directory = family_dir(model_dir, "ocr")
         manifest = Manifest.load(directory / MANIFEST_NAME)
         manifest.verify(directory)
         specs = manifest.models
-        if len({spec.preprocess.channel_order for spec in specs.values()}) != 1:
-            raise ValueError(f"{directory}: OCR models disagree on channel order")
+        name = resolve_backend(backend)
+        if static_shapes is None:
+            static_shapes = name in NPU_BACKENDS
         sessions = {
-            role: open_session(directory / spec.file, backend, threads=threads, core=core)
+            role: open_session(directory / spec.file, name, threads=threads, core=core)
             for role, spec in specs.items()
         }
+        profile = manifest_profile(specs) if static_shapes else None
+        return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score)
+
+    @classmethod
+    def from_sessions(
+        cls,
+        sessions: dict[str, Session],
+        specs: dict[str, ModelSpec],
+        *,
+        profile: ShapeProfile | None = None,
+        text_score: float = 0.5,
+    ) -> OcrPipeline:
+        """Assemble a pipeline from loaded sessions (dynamic shapes unless ``profile``)."""
+        if len({spec.preprocess.channel_order for spec in specs.values()}) != 1:
+            raise ValueError("OCR models disagree on channel order")
         charset = load_charset(sessions["rec"].metadata())
-        return cls(
-            TextDetector(sessions["det"], specs["det"]),
-            AngleClassifier(sessions["cls"], specs["cls"]),
-            TextRecognizer(sessions["rec"], specs["rec"], charset),
-            text_score=text_score,
-        )
+        if profile is None:
+            detector = TextDetector(sessions["det"], specs["det"])
+            classifier = AngleClassifier(sessions["cls"], specs["cls"], batch=CLS_BATCH)
+            recognizer = TextRecognizer(sessions["rec"], specs["rec"], charset, batch=REC_BATCH)
+        else:
+            p = profile
+            detector = TextDetector(
+                sessions["det"], specs["det"], canvases=p.det_canvases, batch=p.det_batch
+            )
+            classifier = AngleClassifier(
+                sessions["cls"], specs["cls"], batch=p.cls_batch, size=p.cls_size, fixed=True,
+                windows=True,
+            )  # fmt: skip
+            recognizer = TextRecognizer(
+                sessions["rec"], specs["rec"], charset, height=p.rec_height,
+                batch=p.rec_batch, widths=p.rec_widths,
+            )  # fmt: skip
+        return cls(detector, classifier, recognizer, text_score, profile=profile)
 
     def __call__(
         self,
@@ -98,9 +143,12 @@ class OcrPipeline:
             )
         min_score = self.text_score if text_score is None else text_score
         height, width = image.shape[:2]
-        canvas, placement = fit_sides(image, MAX_SIDE, MIN_SIDE)  # resize first: swap fewer pixels
-        canvas, placement = letterbox(to_model_order(canvas, self.recipe), placement)
+        canvas, placement = fit_sides(image, MAX_SIDE, MIN_SIDE)
+        canvas, placement = letterbox(canvas, placement)
         quads, box_scores = self.detector(canvas, box_thresh)
+        if len(quads) > self.max_lines:  # keep the surest boxes; bounds time on crowded images
+            keep = np.sort(np.argsort(-box_scores, kind="stable")[: self.max_lines])
+            quads, box_scores = quads[keep], box_scores[keep]
         if len(quads) == 0:
             return []
         order = reading_order(quads)
@@ -118,3 +166,15 @@ class OcrPipeline:
             for box, (text, score), box_score in zip(boxes, texts, box_scores)
             if score >= min_score
         ]
+
+
+def manifest_profile(specs: dict[str, ModelSpec]) -> ShapeProfile:
+    """The static profile the manifest lists; the shipped default for a manifest written before
+    profiles existed (``shapes: null``, the ONNX files only: there is nothing to mismatch)."""
+    shapes = {role: specs[role].shapes for role in ("det", "cls", "rec") if role in specs}
+    if not any(shapes.values()):
+        return DEFAULT_PROFILE
+    try:
+        return ShapeProfile.from_shapes(shapes)
+    except ProfileError as exc:
+        raise ProfileError(f"OCR manifest: {exc}") from exc

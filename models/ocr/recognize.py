@@ -1,15 +1,27 @@
 """Text recognition: PP-OCRv4 CRNN with greedy CTC decoding over the model's own character list.
 
-Crops are batched by aspect ratio and padded to the widest in the batch, exactly as the reference
-does, because the padded width changes what the network reads at the end of a line.
+Dynamic mode pads each crop exactly as the reference does (groups of 6 in aspect order, as wide as
+the widest of the group), because the padded width changes what the network reads; static mode
+pads to the narrowest profile bucket holding that same width, and cuts lines wider than the
+widest bucket into pieces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from models.manifest import ModelSpec
-from models.ocr.batch import by_aspect, padded_batch
+from models.ocr.batch import (
+    bucket_for,
+    padded_batch,
+    reference_widths,
+    resized_width,
+    same_width_runs,
+)
+from models.ocr.split import join_texts, split_line
+from models.preprocess import PixelTable
 from models.runtime import Session
 
 BASE_WIDTH = 320  # the recogniser's nominal 48x320 input: batches are never narrower
@@ -40,32 +52,75 @@ def ctc_greedy_decode(probs: np.ndarray, charset: list[str]) -> list[tuple[str, 
 
 
 class TextRecognizer:
-    """Reads upright text-line crops (already in the model's channel order)."""
+    """Reads upright RGB text-line crops.
+
+    ``group`` is the reference's batch (it decides padded widths in dynamic mode); ``batch`` is
+    how many crops go into one call (any number in dynamic mode, results do not depend on it; the
+    fixed batch in static mode, unused slots zero). ``widths`` switches to static mode.
+    """
 
     def __init__(
         self,
         session: Session,
         spec: ModelSpec,
         charset: list[str],
-        batch: int = 6,
+        group: int = 6,
         height: int = 48,
+        *,
+        batch: int = 1,
+        widths: Sequence[int] | None = None,
     ) -> None:
         self.session = session
         self.spec = spec
         self.charset = charset
-        self.batch = batch
+        self.group = group
         self.height = height
+        self.batch = batch
+        self.widths = None if widths is None else tuple(sorted(widths))
+        self.table = PixelTable(spec.preprocess)
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """(text, score) for each crop, in input order."""
+        widths = reference_widths(crops, self.height, BASE_WIDTH, self.group)
+        if self.widths is None:
+            return self.read(crops, widths)
+        pieces, owners, gaps, buckets = [], [], [], []
+        for k, crop in enumerate(crops):
+            parts, cut_gaps = split_line(crop, self.height, self.widths[-1])
+            for part in parts:  # a whole line: the bucket holding the reference's width
+                need = resized_width(part, self.height)
+                whole = max(need, widths[k]) if len(parts) == 1 else need
+                buckets.append(bucket_for(whole, self.widths))
+            pieces += parts
+            owners += [k] * len(parts)
+            gaps.append(cut_gaps)
+        return join_pieces(self.read(pieces, buckets), owners, gaps)
+
+    def read(self, crops: list[np.ndarray], widths: list[int]) -> list[tuple[str, float]]:
+        """Each crop padded to its given width, ``batch`` crops of equal width per call."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-        order = by_aspect(crops)
-        for start in range(0, len(order), self.batch):
-            chunk = [crops[i] for i in order[start : start + self.batch]]
-            ratio = max([BASE_WIDTH / self.height] + [c.shape[1] / c.shape[0] for c in chunk])
-            batch = padded_batch(chunk, self.spec, self.height, int(self.height * ratio))
+        fixed = self.batch if self.widths is not None else 0
+        for run in same_width_runs(widths, self.batch):
+            chunk = [crops[i] for i in run]
+            batch = padded_batch(chunk, self.table, self.height, widths[run[0]], fixed)
             probs = self.session.run({self.spec.input_name: batch})[0]
-            decoded = ctc_greedy_decode(probs, self.charset)
-            for i, line in zip(order[start : start + self.batch], decoded):
+            for i, line in zip(run, ctc_greedy_decode(probs[: len(run)], self.charset)):
                 results[i] = line
         return results
+
+
+def join_pieces(
+    read: list[tuple[str, float]], owners: list[int], gaps: list[list[bool]]
+) -> list[tuple[str, float]]:
+    """Per line, its pieces' texts joined (``join_texts``) and their scores averaged weighted by
+    characters read; a line of one piece keeps its result as is."""
+    results = []
+    for line, line_gaps in enumerate(gaps):
+        parts = [r for r, owner in zip(read, owners) if owner == line]
+        if len(parts) == 1:
+            results.append(parts[0])
+            continue
+        weights = [max(len(text), 1) for text, _ in parts]
+        score = sum(w * s for w, (_, s) in zip(weights, parts)) / sum(weights)
+        results.append((join_texts([text for text, _ in parts], line_gaps), score))
+    return results

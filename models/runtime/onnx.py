@@ -11,7 +11,20 @@ import onnxruntime as ort
 class OnnxSession:
     """CPUExecutionProvider session tuned for one request at a time per worker process."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        *,
+        arena: bool = True,
+        spinning: bool = False,
+    ) -> None:
+        """``arena`` and ``spinning`` are speed settings, measured in benchmarks/bench_ocr.py
+        (BENCHMARKS.md): the memory arena reuses buffers between operators instead of asking
+        the system for every activation (the OCR detector runs ~20% faster); busy-waiting
+        intra-op threads only steal the cores sibling workers are using (~20% slower with 2
+        threads on a shared machine). The arena keeps the largest input's buffers for good:
+        bounded here, since OCR canvases are capped (models/ocr/pipeline.py)."""
         opts = ort.SessionOptions()
         # Workers run jobs one after another; parallelism comes from the worker count, so operators
         # run sequentially and only intra-op threads are spent (None: onnxruntime picks the count).
@@ -20,8 +33,9 @@ class OnnxSession:
         if threads is not None:
             opts.intra_op_num_threads = threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Dynamic input shapes would make the arena keep the largest image's buffers for good.
-        opts.enable_cpu_mem_arena = False
+        opts.enable_cpu_mem_arena = arena
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(
             str(path), sess_options=opts, providers=["CPUExecutionProvider"]

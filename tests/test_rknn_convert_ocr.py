@@ -1,0 +1,110 @@
+"""`mtai convert` on the real PP-OCRv4 models, checked on the shared images in the simulator.
+
+The converter builds the manifest's static shape profile; its self-check runs the whole OCR
+pipeline on rknn-sim (static shapes, fp16, the very models it exported) against onnxruntime on
+the same profile, over every image of ../shared/testdata/ocr. This is the slowest new test
+(about three minutes on two cores: 45 s of builds, the rest simulating).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.convert import toolkit
+from models.convert.convert import ConversionError, Samples, convert_family
+from models.convert.samples import load_rgb, ocr_samples
+from models.manifest import MANIFEST_NAME, Manifest
+from models.ocr.pipeline import OcrPipeline
+from models.runtime.static import StaticSession
+
+if platform.machine() != "x86_64":  # Rockchip's x86 simulator; on the board these cannot run
+    pytest.importorskip("rknn.api")
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def converted(model_dir: Path, shared: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The fetched OCR models, converted for rk3588; builds stay cached for the module."""
+    directory = tmp_path_factory.mktemp("ocr-rknn")
+    (directory / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
+    samples = Samples(ocr=shared / "testdata/ocr")
+    report = convert_family(directory, "ocr", sample_dirs=samples, progress=quiet, release=False)
+    yield directory, report
+    toolkit.forget()
+
+
+def test_converted_ocr_agrees_with_onnx_on_the_shared_images(converted, shared: Path):
+    _, report = converted
+    (check,) = report.checks
+    assert check.role == "det+cls+rec" and check.metric == "line agreement"
+    assert check.passed and check.value >= 0.97, check.summary()
+    images = len(list((shared / "testdata/ocr").iterdir()))
+    assert f"on {images} images" in check.detail
+    assert int(check.detail.split()[0]) >= 100  # lines compared: the check saw real text
+
+
+def test_converted_manifest_holds_exactly_the_built_shapes(converted, model_dir: Path):
+    directory, _ = converted
+    source = Manifest.load(model_dir / "ocr" / MANIFEST_NAME).models
+    target = directory / "rknn-rk3588" / "ocr"
+    converted_specs = Manifest.load(target / MANIFEST_NAME).models
+    build = json.loads((target / "build.json").read_text())["models"]
+    for role, spec in source.items():
+        assert spec.shapes, f"the OCR manifest lists no static shapes for {role}"
+        assert converted_specs[role].shapes == spec.shapes
+        assert build[role]["plan"]["shapes"] == spec.shapes
+        assert (converted_specs[role].layout, converted_specs[role].dtype) == ("NCHW", "float32")
+        assert (target / converted_specs[role].file).read_bytes()[:4] == b"RKNN"
+    assert len(build["rec"]["metadata"]["character"].splitlines()) == 6623  # charset carried over
+
+
+def test_simulated_pipeline_feeds_only_built_shapes(converted, shared: Path, monkeypatch):
+    directory, _ = converted
+    fed: list[tuple[str, tuple[int, ...]]] = []
+    real = StaticSession.check_feed
+
+    def spy(self, feeds):
+        array = real(self, feeds)
+        fed.append((self.model.path.name, array.shape))
+        return array
+
+    monkeypatch.setattr(StaticSession, "check_feed", spy)
+    sim = OcrPipeline.load(directory / "rknn-rk3588", backend="rknn-sim")  # static: the default
+    cpu = OcrPipeline.load(directory, backend="onnx", static_shapes=True)
+    image = load_rgb(shared / "testdata/ocr/rapidocr_ch_en_num.jpg")
+    ours, reference = sim(image), cpu(image)
+    assert [line.text for line in ours] == [line.text for line in reference]
+    assert max(np.abs(np.subtract(a.box, b.box)).max() for a, b in zip(ours, reference)) <= 3
+    assert {name.split("_")[2] for name, _ in fed} >= {"det", "rec"}
+
+
+def test_manifest_without_static_shapes_is_refused(tmp_path: Path, model_dir: Path):
+    (tmp_path / "ocr").mkdir()
+    for file in (model_dir / "ocr").iterdir():
+        (tmp_path / "ocr" / file.name).symlink_to(file)
+    manifest = tmp_path / "ocr" / MANIFEST_NAME
+    manifest.unlink()
+    raw = json.loads((model_dir / "ocr" / MANIFEST_NAME).read_text())
+    for spec in raw["models"].values():
+        spec["shapes"] = None
+    manifest.write_text(json.dumps(raw))
+    with pytest.raises(ConversionError, match=r"lists no static shapes.*mtai models fetch ocr"):
+        convert_family(tmp_path, "ocr", progress=quiet)
+    assert not (tmp_path / "rknn-rk3588").exists()
+
+
+def test_generated_samples_hold_text_the_pipeline_reads(model_dir: Path):
+    """Without --ocr-samples (a board has no test images) the check runs on generated pages:
+    they must hold enough readable text to prove something."""
+    pipeline = OcrPipeline.load(model_dir, backend="onnx", static_shapes=True)
+    items, origin = ocr_samples(None)
+    assert origin == "generated text pages"
+    assert sum(len(pipeline(image)) for _, image in items) >= 30
