@@ -16,6 +16,7 @@ import pytest
 from frontend.decode import decode_image
 from models.fetch import fetch_ocr, ocr_manifest
 from models.manifest import MANIFEST_NAME, Manifest
+from models.ocr.detect import choose_canvas
 from models.ocr.pipeline import OcrPipeline, manifest_profile
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.split import join_texts, split_line
@@ -173,3 +174,13 @@ def test_pieces_join_with_spaces_only_between_latin_words():
     comma = "\uff0c"  # full-width; CJK text has no spaces
     assert join_texts([f"取决于{comma}", "它可能"], [True]) == f"取决于{comma}它可能"
     assert join_texts(["A", "", "B"], [False, True]) == "A B"  # an empty piece keeps its gap
+
+
+def test_canvases_keep_the_dynamic_size_when_they_can_else_the_aspect():
+    canvases = DEFAULT_PROFILE.det_canvases
+    # 368x476 enlarges to 736x960 (short side 736): the 736x992 canvas holds it as is
+    assert choose_canvas(368, 476, canvases) == ((736, 992), (736, 960))
+    # a 2000x1500 photo: no canvas holds 1984x1504, so it shrinks into the portrait canvas
+    canvas, (height, width) = choose_canvas(2000, 1500, canvases)
+    assert canvas == (992, 736) and height <= 992 and width <= 736
+    assert abs(height / width - 2000 / 1500) < 0.01

@@ -16,7 +16,7 @@ from models.ocr.geometry import (
     to_input_pixels,
 )
 from models.ocr.recognize import ctc_greedy_decode, load_charset
-from models.preprocess import normalize_chw, to_model_order
+from models.preprocess import PixelTable, normalize_chw, to_model_order
 
 
 def _map_with(*regions: tuple[slice, slice, float], shape=(100, 200)) -> np.ndarray:
@@ -146,3 +146,14 @@ def test_pixels_reach_the_network_in_its_order_and_range():
     chw = normalize_chw(bgr, recipe)
     assert chw.shape == (3, 2, 3) and chw.dtype == np.float32
     assert chw[0].max() == -1.0 and chw[2].min() == 1.0
+
+
+def test_pixel_tables_equal_the_separate_passes_and_fill_batch_slices():
+    recipe = ocr_manifest().models["det"].preprocess
+    table = PixelTable(recipe)
+    rgb = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    expected = normalize_chw(to_model_order(rgb, recipe), recipe)
+    assert np.array_equal(table(rgb), expected)
+    batch = np.zeros((2, 3, 37, 80), np.float32)
+    table(rgb, out=batch[1, :, :, :53])
+    assert np.array_equal(batch[1, :, :, :53], expected) and not batch[1, :, :, 53:].any()

@@ -201,7 +201,8 @@ class TextDetector:
         self.table = PixelTable(spec.preprocess)
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Input tensor, and the image size in probability-map units (height, width)."""
+        """Input tensor, and how many image pixels the output map spans (height, width): the
+        whole map is the image in dynamic mode, the canvas (image plus padding) in static."""
         height, width = image.shape[:2]
         if self.canvases is None:
             size_h, size_w = det_input_size(height, width, self.limit_side_len, self.max_long_side)
