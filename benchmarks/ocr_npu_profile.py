@@ -48,9 +48,15 @@ sys.path.insert(0, str(REPO))
 
 from frontend.decode import decode_image  # noqa: E402
 from models.manifest import default_model_dir  # noqa: E402
-from models.ocr.detect import TextDetector, choose_canvas, det_input_size  # noqa: E402
+from models.ocr.detect import TextDetector, det_input_size  # noqa: E402
+from models.ocr.layout import plan_layout  # noqa: E402
 from models.ocr.pipeline import OcrLine, OcrPipeline  # noqa: E402
-from models.ocr.profile import DEFAULT_PROFILE, ShapeProfile  # noqa: E402
+from models.ocr.profile import (  # noqa: E402
+    DEFAULT_PROFILE,
+    ShapeProfile,
+    canvas_ladder,
+    photo_canvases,
+)
 from models.ocr.recognize import TextRecognizer  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
@@ -65,24 +71,32 @@ TESTDATA = REPO.parent / "shared" / "testdata"
 DET_MS, DET_PX = 20.0, 480 * 480  # published RK3588 single-core figures (estimate basis)
 REC_MS, REC_PX = 13.5, 48 * 320
 NPU_CORES = 3
-SQUARE = ((736, 736),)
-LANDSCAPE = ((736, 736), (736, 992), (992, 736))  # short side 736, up to 4:3
-WIDE = ((736, 1312), (1312, 736))  # up to 16:9
-PREVIEW = ((1088, 1440), (1440, 1088))  # Immich's 1440 px previews at their own size
+OLD_CANVASES = ((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736))
 R5 = (320, 480, 640, 960, 1280)
 PHOTO_SIZES = {"4:3 2000": (1500, 2000), "3:2 2000": (1333, 2000), "16:9 2000": (1125, 2000),
-               "4:3 1440": (1080, 1440), "3:4 2000": (2000, 1500)}  # fmt: skip
+               "4:3 1440": (1080, 1440), "3:4 2000": (2000, 1500),
+               "5:4 1700": (1360, 1700)}  # fmt: skip
+
+
+def rec_widths(step: int, widest: int = 1280) -> tuple[int, ...]:
+    return tuple(range(320, widest + 1, step))
+
+
+def both(*canvas_sets: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted(set().union(*canvas_sets)))
+
 
 CANDIDATES: dict[str, ShapeProfile | None] = {
     "rknn-port": None,  # built below: stretch to 480x480 and 48x320
-    "c1/r5": ShapeProfile(SQUARE, R5),
-    "c3/r5": ShapeProfile(LANDSCAPE, R5),
-    "c5/r3": ShapeProfile(LANDSCAPE + WIDE, (320, 640, 1280)),
-    "c5/r5": ShapeProfile(LANDSCAPE + WIDE, R5),
-    "c5/r8": ShapeProfile(LANDSCAPE + WIDE, (320, 384, 448, 512, 640, 768, 960, 1280)),
-    "c7/r5": ShapeProfile(LANDSCAPE + WIDE + PREVIEW, R5),
+    "c5/r5": ShapeProfile(OLD_CANVASES, R5),  # the profile shipped before tiling
+    "L1312s64/r32": ShapeProfile(canvas_ladder(1312, 64), rec_widths(32)),
+    "L1984s64/r32": ShapeProfile(canvas_ladder(1984, 64), rec_widths(32)),
+    "L1984s32/r64": ShapeProfile(canvas_ladder(1984), rec_widths(64)),
+    "L1984s32/r32": ShapeProfile(canvas_ladder(1984), rec_widths(32)),
+    "L1984s32/r16": ShapeProfile(canvas_ladder(1984), rec_widths(16)),
+    "L1984s32+ph/r32": ShapeProfile(both(canvas_ladder(1984), photo_canvases()), rec_widths(32)),
 }
-SHIPPED = "c5/r5"  # models/ocr/profile.py DEFAULT_PROFILE (checked in main)
+SHIPPED = "L1984s32+ph/r32"  # models/ocr/profile.py DEFAULT_PROFILE (checked in main)
 NOISE: dict[str, Callable[[OcrPipeline], None]] = {
     "dyn/group8": lambda p: setattr(p.recognizer, "group", 8),
     "dyn/limit768": lambda p: setattr(p.detector, "limit_side_len", 768),
@@ -93,10 +107,10 @@ NOISE: dict[str, Callable[[OcrPipeline], None]] = {
 class StretchDetector(TextDetector):
     """The RKNN ports' detector input: the whole image stretched to one square canvas."""
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
         size_h, size_w = self.canvases[0]
         tensor = self.table(cv2.resize(image, (size_w, size_h)))[np.newaxis]
-        return tensor, float(image.shape[0]), float(image.shape[1])
+        return self.session.run({self.spec.input_name: tensor})[0][0, 0]
 
 
 class StretchRecognizer(TextRecognizer):
@@ -201,11 +215,26 @@ def photo_costs(name: str, profile: ShapeProfile | None) -> str:
     for height, width in PHOTO_SIZES.values():
         if profile is None:  # the dynamic recipe: short side 736 only when smaller
             canvas = det_input_size(height, width)
+            tiles = 1
         else:
-            canvas, _ = choose_canvas(height, width, profile.det_canvases)
-        ms = DET_MS * canvas[0] * canvas[1] / DET_PX
-        cells.append(f"{canvas[0]}x{canvas[1]} {ms:4.0f}")
+            size = det_input_size(height, width)
+            layout = plan_layout(size, (height, width), profile.det_canvases)
+            canvas, tiles = layout.canvas, len(layout.tiles)
+        ms = tiles * DET_MS * canvas[0] * canvas[1] / DET_PX
+        shown = f"{tiles}x" if tiles > 1 else ""
+        cells.append(f"{shown}{canvas[0]}x{canvas[1]} {ms:4.0f}")
     return f"{name:10s} " + " ".join(f"{c:>15s}" for c in cells)
+
+
+def rescaled(path: Path, scale: float) -> np.ndarray:
+    """A shared image decoded as the service decodes it, then resized by ``scale`` (other sizes
+    than the shared ones, e.g. 2000 px photos: the profile must not fit only these images)."""
+    image = decode_image(path.read_bytes()).array
+    if scale == 1:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
 def main() -> None:
@@ -213,16 +242,20 @@ def main() -> None:
     parser.add_argument("--candidates", default="all")
     parser.add_argument("--detail", action="append", default=[], help="list misses of NAME")
     parser.add_argument("--model-dir", default=str(default_model_dir()))
+    parser.add_argument(
+        "--scales", default="1", help="also run every image resized by these factors, e.g. 1,2.5"
+    )
     args = parser.parse_args()
     model_dir = Path(args.model_dir)
     assert CANDIDATES[SHIPPED] == DEFAULT_PROFILE, "keep SHIPPED in step with DEFAULT_PROFILE"
     names = [*CANDIDATES, *NOISE] if args.candidates == "all" else args.candidates.split(",")
     images = [
-        (f"{folder}/{p.name}", decode_image(p.read_bytes()).array)
+        (f"{folder}/{p.name}{'' if scale == 1 else f'@{scale:g}'}", rescaled(p, scale))
+        for scale in (float(f) for f in args.scales.split(","))
         for folder in ("ocr", "photos")
         for p in sorted((TESTDATA / folder).iterdir())
     ]
-    photos = [n for n, _ in images if n.startswith("photos/")]
+    photos = [n for n, _ in images if n.startswith("photos/")]  # at every scale
     reference = run_candidate(model_dir, None, images)
     port = ShapeProfile(((480, 480),), (320,))
     outcomes = {"dynamic": reference}

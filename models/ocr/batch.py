@@ -71,12 +71,20 @@ def same_width_runs(widths: Sequence[int], size: int) -> Iterator[list[int]]:
 
 
 def padded_batch(
-    crops: Sequence[np.ndarray], table: PixelTable, height: int, width: int, size: int = 0
+    crops: Sequence[np.ndarray],
+    table: PixelTable,
+    height: int,
+    width: int,
+    size: int = 0,
+    fits: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Normalise each RGB crop and left-align it on a zero canvas; ``size`` > len(crops) adds
-    all-zero slots (a fixed batch on a static-shape backend)."""
+    all-zero slots (a fixed batch on a static-shape backend). A crop is at most ``width`` wide
+    once resized, or its ``fits`` entry when given (the reference's squeeze, kept on a wider
+    static canvas)."""
     batch = np.zeros((max(size, len(crops)), 3, height, width), dtype=np.float32)
     for slot, crop in enumerate(crops):
-        resized = fit_height(crop, height, width)
+        cap = width if fits is None else min(width, fits[slot])
+        resized = fit_height(crop, height, cap)
         table(resized, out=batch[slot, :, :, : resized.shape[1]])
     return batch

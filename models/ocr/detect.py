@@ -15,6 +15,7 @@ import numpy as np
 import pyclipper
 
 from models.manifest import ModelSpec
+from models.ocr.layout import ink_profiles, plan_layout
 from models.preprocess import PixelTable
 from models.runtime import Session
 
@@ -49,31 +50,6 @@ def det_input_size(
     if max_long_side is not None and ratio > 1.0:
         ratio = max(1.0, min(ratio, max_long_side / max(height, width)))
     return round32(int(height * ratio)), round32(int(width * ratio))
-
-
-def choose_canvas(
-    height: int, width: int, canvases: Sequence[tuple[int, int]], limit_side_len: int = 736
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The static canvas for an image and the size the image is resized to on it.
-
-    The detector's output shifts with the input scale, so the dynamic recipe's own size (short
-    side 736, sides rounded to 32) is kept whenever a canvas holds it: the smallest such canvas,
-    the rest padded. Otherwise the image is scaled with its aspect kept to fit the canvas where
-    it gets largest (within 1%: the smaller canvas), never beyond the dynamic scale.
-    """
-    size = det_input_size(height, width, limit_side_len)
-    holding = [(h * w, (h, w)) for h, w in canvases if h >= size[0] and w >= size[1]]
-    if holding:
-        return min(holding)[1], size
-    short = min(height, width)
-    wanted = limit_side_len / short if short < limit_side_len else 1.0
-    scales = [min(h / height, w / width, wanted) for h, w in canvases]
-    best = max(scales)
-    fits = [(h * w, (h, w), s) for (h, w), s in zip(canvases, scales) if s >= 0.99 * best]
-    _, (canvas_h, canvas_w), scale = min(fits)
-    size_h = min(canvas_h, max(1, round(height * scale)))
-    size_w = min(canvas_w, max(1, round(width * scale)))
-    return (canvas_h, canvas_w), (size_h, size_w)
 
 
 def min_area_quad(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -176,8 +152,8 @@ class TextDetector:
     """Runs the detector on an RGB image (the pixel table puts channels in the model's order).
 
     Dynamic mode (``canvases`` None) follows RapidOCR: one canvas per image, short side 736.
-    Static mode letterboxes the image into one of ``canvases`` (aspect kept, black padding at
-    the right and bottom, as RapidOCR pads strips black) with a fixed batch of ``batch``.
+    Static mode keeps that size but feeds only ``canvases`` (padded, or tiles stitched, see
+    models/ocr/layout.py), ``batch`` canvases per call.
     """
 
     def __init__(
@@ -200,32 +176,43 @@ class TextDetector:
         self.max_long_side = max_long_side
         self.table = PixelTable(spec.preprocess)
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Input tensor, and how many image pixels the output map spans (height, width): the
-        whole map is the image in dynamic mode, the canvas (image plus padding) in static."""
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """The detector's text probability map over ``image`` resized by the dynamic recipe
+        (static mode: as far as the canvases allow, see models/ocr/layout.py)."""
         height, width = image.shape[:2]
+        size = det_input_size(height, width, self.limit_side_len, self.max_long_side)
         if self.canvases is None:
-            size_h, size_w = det_input_size(height, width, self.limit_side_len, self.max_long_side)
-            tensor = self.table(cv2.resize(image, (size_w, size_h)))[np.newaxis]
-            return tensor, float(height), float(width)
-        (canvas_h, canvas_w), (size_h, size_w) = choose_canvas(
-            height, width, self.canvases, self.limit_side_len
-        )
-        canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
-        canvas[:size_h, :size_w] = cv2.resize(image, (size_w, size_h))
-        tensor = np.empty((self.batch, 3, canvas_h, canvas_w), dtype=np.float32)
-        for slot in range(self.batch):  # unused slots of a fixed batch: black canvases
-            self.table(canvas, out=tensor[slot])
-            canvas[:size_h, :size_w] = 0
-        return tensor, canvas_h * height / size_h, canvas_w * width / size_w
+            tensor = self.table(cv2.resize(image, (size[1], size[0])))[np.newaxis]
+            return self.session.run({self.spec.input_name: tensor})[0][0, 0]
+        resized = cv2.resize(image, (size[1], size[0]))
+        layout = plan_layout(size, (height, width), self.canvases, ink_profiles(resized))
+        if layout.size != size:  # too many tiles: scaled down into one canvas
+            resized = cv2.resize(image, (layout.size[1], layout.size[0]))
+        prob = np.zeros(layout.size, dtype=np.float32)
+        canvas_h, canvas_w = layout.canvas
+        for start in range(0, len(layout.tiles), self.batch):
+            tiles = layout.tiles[start : start + self.batch]
+            tensor = np.empty((self.batch, 3, canvas_h, canvas_w), dtype=np.float32)
+            canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
+            for slot in range(self.batch):  # unused slots of a fixed batch: black canvases
+                canvas[:] = 0
+                if slot < len(tiles):
+                    part = resized[tiles[slot].y : tiles[slot].y + canvas_h,
+                                   tiles[slot].x : tiles[slot].x + canvas_w]  # fmt: skip
+                    canvas[: part.shape[0], : part.shape[1]] = part
+                self.table(canvas, out=tensor[slot])
+            maps = self.session.run({self.spec.input_name: tensor})[0]
+            for tile, out in zip(tiles, maps):
+                y0, y1, x0, x1 = tile.keep
+                prob[y0:y1, x0:x1] = out[0, y0 - tile.y : y1 - tile.y, x0 - tile.x : x1 - tile.x]
+        return prob
 
     def __call__(
         self, image: np.ndarray, box_thresh: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Quads (N, 4, 2) float32 in ``image`` pixels, clockwise from top-left, and box scores."""
         height, width = image.shape[:2]
-        tensor, map_h, map_w = self.prepare(image)
-        prob = self.session.run({self.spec.input_name: tensor})[0][0, 0]
+        prob = self.probabilities(image)
         params = self.params if box_thresh is None else replace(self.params, box_thresh=box_thresh)
-        quads, scores = db_boxes(prob, map_h, map_w, params)
+        quads, scores = db_boxes(prob, height, width, params)
         return tidy_boxes(quads, scores, height, width)

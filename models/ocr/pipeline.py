@@ -120,9 +120,8 @@ class OcrPipeline:
                 sessions["det"], specs["det"], canvases=p.det_canvases, batch=p.det_batch
             )
             classifier = AngleClassifier(
-                sessions["cls"], specs["cls"], batch=p.cls_batch, size=p.cls_size, fixed=True,
-                windows=True,
-            )  # fmt: skip
+                sessions["cls"], specs["cls"], batch=p.cls_batch, size=p.cls_size, fixed=True
+            )
             recognizer = TextRecognizer(
                 sessions["rec"], specs["rec"], charset, height=p.rec_height,
                 batch=p.rec_batch, widths=p.rec_widths,

@@ -2,12 +2,15 @@
 
 RKNN runs only the input shapes a model was converted with, so the NPU pipeline cannot feed the
 detector "short side 736, rounded to 32" or the recogniser "48 high, as wide as the widest line
-of the batch". Instead it uses a profile: a few detector canvases (the image is scaled with its
-aspect kept and padded, never stretched), a few recogniser widths (a line is padded to the
-narrowest width that holds it; longer lines are split), the classifier's own 48x192, and a fixed
-batch per model. The set below was chosen by measurement (benchmarks/ocr_npu_profile.py,
-BENCHMARKS.md): text agreement with the dynamic pipeline on the shared images against the
-pixels each photo pushes through the NPU.
+of the batch" for every image. PP-OCRv4 reads differently at a slightly different scale or
+padding, so the profile holds the dynamic recipe's own sizes for the images that are common: the
+detector canvases are every 736-high size up to 736x1984 (both ways) and the sizes of 2000 px and
+1440 px photos of common aspects; other images are padded a little or tiled at their dynamic
+size (models/ocr/layout.py). The recogniser gets widths every 32 px (a line is resized as the
+dynamic pipeline resizes it and padded to the narrowest width holding it; longer lines are
+split), the classifier its own 48x192, each model a fixed batch. The set was chosen by
+measurement (benchmarks/ocr_npu_profile.py, BENCHMARKS.md): text agreement with the dynamic
+pipeline on the shared images against the pixels each photo pushes through the NPU.
 
 The profile is written into the OCR manifest (``shapes`` of det/cls/rec), so the RKNN converter
 builds exactly these shapes and the runtime reads them back from the same file.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from models.ocr.detect import det_input_size
 
 
 class ProfileError(ValueError):
@@ -85,8 +90,30 @@ class ShapeProfile:
         )
 
 
+def canvas_ladder(longest: int, step: int = 32, short: int = 736) -> tuple[tuple[int, int], ...]:
+    """Canvases ``short`` by ``short``..``longest`` in both orientations: at step 32, exactly the
+    dynamic recipe's sizes for every image under 736 px on its short side up to that aspect."""
+    sides = range(short, longest + 1, step)
+    return tuple(sorted({(short, side) for side in sides} | {(side, short) for side in sides}))
+
+
+def photo_canvases(
+    long_sides: Sequence[int] = (2000, 1440),
+    aspects: Sequence[float] = (1.0, 4 / 3, 3 / 2, 16 / 9, 13 / 6),
+) -> tuple[tuple[int, int], ...]:
+    """The dynamic recipe's sizes for photos of common aspects (square, 4:3, 3:2, 16:9, phone
+    screens) at common long sides (2000: what the service hands over; 1440: Immich previews),
+    both orientations."""
+    sizes = set()
+    for long_side in long_sides:
+        for aspect in aspects:
+            height, width = det_input_size(round(long_side / aspect), long_side)
+            sizes |= {(height, width), (width, height)}
+    return tuple(sorted(sizes))
+
+
 # The shipped profile (see the module docstring and BENCHMARKS.md for how it was chosen).
 DEFAULT_PROFILE = ShapeProfile(
-    det_canvases=((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736)),
-    rec_widths=(320, 480, 640, 960, 1280),
+    det_canvases=tuple(sorted(set(canvas_ladder(1984) + photo_canvases()))),
+    rec_widths=tuple(range(320, 1281, 32)),
 )

@@ -1,9 +1,10 @@
 """Text recognition: PP-OCRv4 CRNN with greedy CTC decoding over the model's own character list.
 
 Dynamic mode pads each crop exactly as the reference does (groups of 6 in aspect order, as wide as
-the widest of the group), because the padded width changes what the network reads; static mode
-pads to the narrowest profile bucket holding that same width, and cuts lines wider than the
-widest bucket into pieces.
+the widest of the group, the widest squeezed into it by its rounding), because the padded width
+changes what the network reads; static mode resizes each line exactly so too and pads it on to
+the narrowest profile bucket holding that width, and cuts lines wider than the widest bucket into
+pieces.
 """
 
 from __future__ import annotations
@@ -84,25 +85,29 @@ class TextRecognizer:
         widths = reference_widths(crops, self.height, BASE_WIDTH, self.group)
         if self.widths is None:
             return self.read(crops, widths)
-        pieces, owners, gaps, buckets = [], [], [], []
+        pieces, owners, gaps, buckets, fits = [], [], [], [], []
         for k, crop in enumerate(crops):
             parts, cut_gaps = split_line(crop, self.height, self.widths[-1])
-            for part in parts:  # a whole line: the bucket holding the reference's width
-                need = resized_width(part, self.height)
-                whole = max(need, widths[k]) if len(parts) == 1 else need
-                buckets.append(bucket_for(whole, self.widths))
+            for part in parts:  # a whole line is squeezed to the reference's width, as there
+                fit = widths[k] if len(parts) == 1 else resized_width(part, self.height)
+                buckets.append(bucket_for(fit, self.widths))
+                fits.append(fit)
             pieces += parts
             owners += [k] * len(parts)
             gaps.append(cut_gaps)
-        return join_pieces(self.read(pieces, buckets), owners, gaps)
+        return join_pieces(self.read(pieces, buckets, fits), owners, gaps)
 
-    def read(self, crops: list[np.ndarray], widths: list[int]) -> list[tuple[str, float]]:
-        """Each crop padded to its given width, ``batch`` crops of equal width per call."""
+    def read(
+        self, crops: list[np.ndarray], widths: list[int], fits: list[int] | None = None
+    ) -> list[tuple[str, float]]:
+        """Each crop padded to its given width, ``batch`` crops of equal width per call; a crop
+        is squeezed to its ``fits`` entry (default: the padded width) when wider."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         fixed = self.batch if self.widths is not None else 0
         for run in same_width_runs(widths, self.batch):
             chunk = [crops[i] for i in run]
-            batch = padded_batch(chunk, self.table, self.height, widths[run[0]], fixed)
+            caps = None if fits is None else [fits[i] for i in run]
+            batch = padded_batch(chunk, self.table, self.height, widths[run[0]], fixed, caps)
             probs = self.session.run({self.spec.input_name: batch})[0]
             for i, line in zip(run, ctc_greedy_decode(probs[: len(run)], self.charset)):
                 results[i] = line
