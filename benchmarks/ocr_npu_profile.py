@@ -55,7 +55,9 @@ from models.ocr.profile import (  # noqa: E402
     DEFAULT_PROFILE,
     ShapeProfile,
     canvas_ladder,
+    merged,
     photo_canvases,
+    rec_ladder,
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
@@ -78,23 +80,15 @@ PHOTO_SIZES = {"4:3 2000": (1500, 2000), "3:2 2000": (1333, 2000), "16:9 2000": 
                "5:4 1700": (1360, 1700)}  # fmt: skip
 
 
-def rec_widths(step: int, widest: int = 1280) -> tuple[int, ...]:
-    return tuple(range(320, widest + 1, step))
-
-
-def both(*canvas_sets: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-    return tuple(sorted(set().union(*canvas_sets)))
-
-
 CANDIDATES: dict[str, ShapeProfile | None] = {
     "rknn-port": None,  # built below: stretch to 480x480 and 48x320
     "c5/r5": ShapeProfile(OLD_CANVASES, R5),  # the profile shipped before tiling
-    "L1312s64/r32": ShapeProfile(canvas_ladder(1312, 64), rec_widths(32)),
-    "L1984s64/r32": ShapeProfile(canvas_ladder(1984, 64), rec_widths(32)),
-    "L1984s32/r64": ShapeProfile(canvas_ladder(1984), rec_widths(64)),
-    "L1984s32/r32": ShapeProfile(canvas_ladder(1984), rec_widths(32)),
-    "L1984s32/r16": ShapeProfile(canvas_ladder(1984), rec_widths(16)),
-    "L1984s32+ph/r32": ShapeProfile(both(canvas_ladder(1984), photo_canvases()), rec_widths(32)),
+    "L1312s64/r32": ShapeProfile(canvas_ladder(1312, 64), rec_ladder(32)),
+    "L1984s64/r32": ShapeProfile(canvas_ladder(1984, 64), rec_ladder(32)),
+    "L1984s32/r64": ShapeProfile(canvas_ladder(1984), rec_ladder(64)),
+    "L1984s32/r32": ShapeProfile(canvas_ladder(1984), rec_ladder(32)),
+    "L1984s32/r16": ShapeProfile(canvas_ladder(1984), rec_ladder(16)),
+    "L1984s32+ph/r32": ShapeProfile(merged(canvas_ladder(1984), photo_canvases()), rec_ladder(32)),
 }
 SHIPPED = "L1984s32+ph/r32"  # models/ocr/profile.py DEFAULT_PROFILE (checked in main)
 NOISE: dict[str, Callable[[OcrPipeline], None]] = {

@@ -15,7 +15,7 @@ import numpy as np
 import pyclipper
 
 from models.manifest import ModelSpec
-from models.ocr.layout import ink_profiles, plan_layout
+from models.ocr.layout import plan_layout
 from models.preprocess import PixelTable
 from models.runtime import Session
 
@@ -181,19 +181,19 @@ class TextDetector:
         (static mode: as far as the canvases allow, see models/ocr/layout.py)."""
         height, width = image.shape[:2]
         size = det_input_size(height, width, self.limit_side_len, self.max_long_side)
-        if self.canvases is None:
-            tensor = self.table(cv2.resize(image, (size[1], size[0])))[np.newaxis]
-            return self.session.run({self.spec.input_name: tensor})[0][0, 0]
         resized = cv2.resize(image, (size[1], size[0]))
-        layout = plan_layout(size, (height, width), self.canvases, ink_profiles(resized))
+        if self.canvases is None:
+            tensor = self.table(resized)[np.newaxis]
+            return self.session.run({self.spec.input_name: tensor})[0][0, 0]
+        layout = plan_layout(size, (height, width), self.canvases, resized)
         if layout.size != size:  # too many tiles: scaled down into one canvas
             resized = cv2.resize(image, (layout.size[1], layout.size[0]))
         prob = np.zeros(layout.size, dtype=np.float32)
         canvas_h, canvas_w = layout.canvas
+        tensor = np.empty((self.batch, 3, canvas_h, canvas_w), dtype=np.float32)
+        canvas = np.empty((canvas_h, canvas_w, 3), dtype=np.uint8)
         for start in range(0, len(layout.tiles), self.batch):
             tiles = layout.tiles[start : start + self.batch]
-            tensor = np.empty((self.batch, 3, canvas_h, canvas_w), dtype=np.float32)
-            canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
             for slot in range(self.batch):  # unused slots of a fixed batch: black canvases
                 canvas[:] = 0
                 if slot < len(tiles):

@@ -83,11 +83,12 @@ def plan_layout(
     size: tuple[int, int],
     image: tuple[int, int],
     canvases: Sequence[tuple[int, int]],
-    ink: Ink | None = None,
+    resized: np.ndarray | None = None,
 ) -> Layout:
     """Layout for an image of ``image`` pixels that the dynamic recipe resizes to ``size``.
 
-    ``ink``: the resized image's ``ink_profiles``, to lay the seams between tiles.
+    ``resized``: the image at ``size``, whose ``ink_profiles`` lay the seams between tiles
+    (measured only when tiles are needed; without it tiles go as far as they can).
     Preference: the smallest canvas holding ``size`` within ``MAX_PADDING``; else the tiling
     with the fewest tiles (then the fewest pixels); else, beyond ``MAX_TILES``, the image
     scaled down with its aspect kept into the canvas where it comes out largest.
@@ -101,6 +102,7 @@ def plan_layout(
     if holding:
         canvas = min(holding)[1]
         return Layout(canvas, size, tiled(size, canvas))
+    ink = None if resized is None else ink_profiles(resized)
     tilings = [
         (len(tiles), len(tiles) * h * w, (h, w), tiles)
         for h, w in canvases

@@ -112,8 +112,18 @@ def photo_canvases(
     return tuple(sorted(sizes))
 
 
+def rec_ladder(step: int = 32, widest: int = 1280, narrowest: int = 320) -> tuple[int, ...]:
+    """Recogniser widths ``narrowest``..``widest`` every ``step`` px (320: the nominal width)."""
+    return tuple(range(narrowest, widest + 1, step))
+
+
+def merged(*canvas_sets: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Several canvas sets as one, sorted, each canvas once."""
+    return tuple(sorted(set().union(*canvas_sets)))
+
+
 # The shipped profile (see the module docstring and BENCHMARKS.md for how it was chosen).
 DEFAULT_PROFILE = ShapeProfile(
-    det_canvases=tuple(sorted(set(canvas_ladder(1984) + photo_canvases()))),
-    rec_widths=tuple(range(320, 1281, 32)),
+    det_canvases=merged(canvas_ladder(1984), photo_canvases()),
+    rec_widths=rec_ladder(32),
 )
