@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from models.manifest import default_model_dir
+from models.runtime.soc import SUPPORTED_SOCS
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("families", nargs="*", metavar="{ocr,clip}", default=[],
                       help="model families (default: every family MODEL_DIR holds)")
     conv.add_argument("--target", nargs="+", default=["rk3588"],
-                      choices=["rk3588", "rk3576", "rk3568", "rk3566", "rk3562"])
+                      choices=list(SUPPORTED_SOCS))
     conv.add_argument("--ocr-samples", type=Path, default=None,
                       help="images with text for the self-check (default: generated pages)")
     conv.add_argument("--clip-samples", type=Path, default=None,
