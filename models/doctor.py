@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelNotInstalled, family_dir
 from models.runtime.artifacts import BUILD_NAME, BuildRecord
+from models.runtime.parts import base_role
 from models.runtime.soc import (
     RKNN_DIR_PREFIX,
     choose_backend,
@@ -155,7 +156,8 @@ def _build_findings(topic: str, directory: Path, model_dir: Path,
             found.append(Finding(INFO, topic, f"{role} runs on the CPU: {entry.kept_onnx}"))
         source = directory / entry.plan.onnx
         try:
-            installed = Manifest.load(source.parent / MANIFEST_NAME).models[role].sha256
+            onnx_manifest = Manifest.load(source.parent / MANIFEST_NAME)
+            installed = onnx_manifest.models[base_role(role)].sha256
         except (ManifestError, ModelNotInstalled, KeyError):
             continue
         if installed != entry.plan.onnx_sha256:

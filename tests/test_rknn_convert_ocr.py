@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.convert import toolkit
+from models.convert import plan, toolkit
 from models.convert.convert import ConversionError, Samples, convert_family
 from models.convert.samples import load_rgb, ocr_samples
 from models.manifest import MANIFEST_NAME, Manifest
@@ -38,6 +38,9 @@ TEST_PROFILE = ShapeProfile(
     det_canvases=((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736)),
     rec_widths=(320, 480, 640, 960, 1280),
 )
+TEST_PART_PIXELS = 2_000_000  # detector parts: the first three canvases, the last two
+DET_SHAPES = TEST_PROFILE.shapes()["det"]
+TEST_DET_PARTS = {"det": DET_SHAPES[:3], "det@1": DET_SHAPES[3:]}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,11 @@ def converted(model_dir: Path, shared: Path, tmp_path_factory: pytest.TempPathFa
         raw["models"][role]["shapes"] = shapes
     (directory / "ocr" / MANIFEST_NAME).write_text(json.dumps(raw))
     samples = Samples(ocr=shared / "testdata/ocr")
-    report = convert_family(directory, "ocr", sample_dirs=samples, progress=quiet, release=False)
+    with pytest.MonkeyPatch.context() as patch:  # the detector in two parts, as big profiles are
+        patch.setattr(plan, "PART_PIXELS", TEST_PART_PIXELS)
+        report = convert_family(
+            directory, "ocr", sample_dirs=samples, progress=quiet, release=False
+        )
     yield directory, report
     toolkit.forget()
 
@@ -76,11 +83,14 @@ def test_converted_manifest_holds_exactly_the_built_shapes(converted):
     converted_specs = Manifest.load(target / MANIFEST_NAME).models
     build = json.loads((target / "build.json").read_text())["models"]
     assert {role: spec.shapes for role, spec in source.items()} == TEST_PROFILE.shapes()
-    for role, spec in source.items():
-        assert converted_specs[role].shapes == spec.shapes
+    expected = {"cls": source["cls"].shapes, "rec": source["rec"].shapes, **TEST_DET_PARTS}
+    assert {role: spec.shapes for role, spec in converted_specs.items()} == expected
+    assert converted_specs["det@1"].file == "ch_PP-OCRv4_det_infer@1.rknn"
+    for role, spec in converted_specs.items():
         assert build[role]["plan"]["shapes"] == spec.shapes
-        assert (converted_specs[role].layout, converted_specs[role].dtype) == ("NCHW", "float32")
-        assert (target / converted_specs[role].file).read_bytes()[:4] == b"RKNN"
+        assert (spec.layout, spec.dtype) == ("NCHW", "float32")
+        assert (target / spec.file).read_bytes()[:4] == b"RKNN"
+        assert build[role]["check"]["passed"]  # every part is covered by the check
     assert len(build["rec"]["metadata"]["character"].splitlines()) == 6623  # charset carried over
 
 
@@ -102,6 +112,10 @@ def test_simulated_pipeline_feeds_only_built_shapes(converted, shared: Path, mon
     assert [line.text for line in ours] == [line.text for line in reference]
     assert max(np.abs(np.subtract(a.box, b.box)).max() for a, b in zip(ours, reference)) <= 3
     assert {name.split("_")[2] for name, _ in fed} >= {"det", "rec"}
+    parts = {name: {shape for n, shape in fed if n == name} for name, _ in fed}
+    assert parts["ch_PP-OCRv4_det_infer.rknn"] == {(1, 3, 992, 736)}  # 430x323 px: its part 0
+    tiled = sim(load_rgb(shared / "testdata/ocr/rapidocr_en.jpg"))  # 736 x 3968: tiles, part 1
+    assert tiled and any(n == "ch_PP-OCRv4_det_infer@1.rknn" for n, _ in fed)
 
 
 def test_manifest_without_static_shapes_is_refused(tmp_path: Path, model_dir: Path):

@@ -28,6 +28,7 @@ from models.convert import check, samples, toolkit
 from models.convert.plan import PlanError, RolePlan, family_plan
 from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
+from models.runtime.parts import base_role
 from models.runtime.soc import SUPPORTED_SOCS, rknn_root
 
 FAMILIES = ("ocr", "clip")
@@ -118,6 +119,7 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
                stage: Path, report: FamilyReport, progress: Progress) -> BuildRecord:  # fmt: skip
     """Build and export every role into ``stage``; write its manifest; return the record."""
     specs, entries = {}, {}
+    parted = {base_role(p.role) for p in plans if p.role != base_role(p.role)}
     for item in plans:
         if item.plan is None:  # not a model (the CLIP vocab): copied, so the directory is whole
             shutil.copyfile(source / item.source.file, stage / item.spec.file)
@@ -146,6 +148,8 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
             toolkit.export(built, target_file, stage / LOG_NAME)
         except toolkit.ToolkitError as exc:
             raise ConversionError(f"{family}/{item.role}: {exc}") from exc
+        if base_role(item.role) in parted:  # one part in memory at a time; the check rebuilds
+            toolkit.forget(item.plan)
         report.build_seconds[item.role] = built.seconds
         size = target_file.stat().st_size / 1e6
         progress(f"{family}/{item.role}: built in {built.seconds:.1f} s ({size:.1f} MB)")
@@ -200,8 +204,9 @@ def _with_checks(record: BuildRecord, results: list[check.CheckResult]) -> Build
     """The record with each check's figures on the roles it covers."""
     models = dict(record.models)
     for result in results:
-        for role in result.role.split("+"):
-            if role in models:
+        covered = result.role.split("+")
+        for role in models:
+            if base_role(role) in covered:
                 models[role] = replace(models[role], check=result.as_json())
     return replace(record, models=models)
 

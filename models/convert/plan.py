@@ -5,8 +5,9 @@ and the spec the converted model gets in its manifest. Both come from the same O
 the runtime feeds exactly what was built:
 
 - OCR: the static shape buckets listed in the ONNX manifest (``shapes``) become the toolkit's
-  ``dynamic_input``; input stays float32 NCHW, normalised by the pipeline (the recogniser pads
-  batches with zeros *after* normalising, which uint8 input cannot express).
+  ``dynamic_input``, cut into parts of at most ``PART_PIXELS`` (one file each, roles ``det``,
+  ``det@1``...: models/runtime/parts.py); input stays float32 NCHW, normalised by the pipeline
+  (the recogniser pads batches with zeros *after* normalising, which uint8 input cannot express).
 - CLIP image: mean/std folded into the model (``(x - mean/scale) / (std/scale)`` per channel:
   the toolkit takes them in pixel units), input uint8 NHWC: the worker hands over raw pixels.
 - CLIP text: token ids as they are; if the toolkit rejects an operator it stays in ONNX.
@@ -14,12 +15,21 @@ the runtime feeds exactly what was built:
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.manifest import ModelSpec
 from models.runtime.artifacts import BuildPlan
+from models.runtime.parts import part_file, part_role
+
+# Input pixels (N x H x W, summed over shapes) per converted file at most: rknn-toolkit2 2.5.0
+# holds about 0.1 GB per million while building (measured: 16 detector shapes of 736 x 736..1216,
+# 16 Mpx, 1.5 GB; 32 shapes, 29 Mpx, 3.3 GB). Larger shape sets are built in parts, one at a
+# time (models/runtime/parts.py), so converting the shipped profile needs about 2 GB, not 15.
+PART_PIXELS = 16_000_000
 
 
 class PlanError(ValueError):
@@ -59,7 +69,8 @@ def family_plan(
     plans = []
     for role, spec in specs.items():
         onnx = relative(source_dir, spec.file, converted_dir)
-        plans.append(planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target))
+        planned = planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target)
+        plans += planned if isinstance(planned, list) else [planned]
     return plans
 
 
@@ -72,7 +83,7 @@ def _base(spec: ModelSpec, onnx: str, digest: str, target: str,
     )  # fmt: skip
 
 
-def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
+def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> list[RolePlan]:
     if not spec.shapes:
         raise PlanError(
             f"ocr/{role}: the OCR manifest lists no static shapes for the NPU; fetch the OCR "
@@ -80,9 +91,31 @@ def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -
         )
     if any(d <= 0 for shape in spec.shapes for d in shape):
         raise PlanError(f"ocr/{role}: shapes {spec.shapes} are not all static")
-    plan = _base(spec, onnx, digest, target, spec.shapes)
-    converted = replace(spec, file=rknn_name(spec.file), shapes=[list(s) for s in plan.shapes])
-    return RolePlan(role, spec, plan, converted)
+    plans = []
+    for index, shapes in enumerate(split_shapes(spec.shapes)):
+        plan = _base(spec, onnx, digest, target, shapes)
+        file = part_file(rknn_name(spec.file), index)
+        converted = replace(spec, file=file, shapes=[list(s) for s in plan.shapes])
+        plans.append(RolePlan(part_role(role, index), spec, plan, converted))
+    return plans
+
+
+def split_shapes(
+    shapes: Sequence[Sequence[int]], budget: int | None = None
+) -> list[list[list[int]]]:
+    """Shapes in manifest order, cut into consecutive parts of at most ``budget`` (default
+    ``PART_PIXELS``) input pixels (N x H x W summed; a shape over it gets a part of its own)."""
+    budget = PART_PIXELS if budget is None else budget
+    parts: list[list[list[int]]] = []
+    used = budget
+    for shape in shapes:
+        pixels = math.prod(shape) // shape[1]
+        if used + pixels > budget:
+            parts.append([])
+            used = 0
+        parts[-1].append(list(shape))
+        used += pixels
+    return parts
 
 
 def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:

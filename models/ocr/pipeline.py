@@ -26,6 +26,7 @@ from models.ocr.geometry import crop_quad, fit_sides, letterbox, reading_order, 
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.recognize import TextRecognizer, load_charset
 from models.runtime import NPU_BACKENDS, Session, open_session, resolve_backend
+from models.runtime.parts import open_roles
 
 MAX_SIDE = 2000  # long side cap before detection
 MIN_SIDE = 30  # short side floor before detection
@@ -86,14 +87,13 @@ class OcrPipeline:
         directory = family_dir(model_dir, "ocr")
         manifest = Manifest.load(directory / MANIFEST_NAME)
         manifest.verify(directory)
-        specs = manifest.models
         name = resolve_backend(backend)
         if static_shapes is None:
             static_shapes = name in NPU_BACKENDS
-        sessions = {
-            role: open_session(directory / spec.file, name, threads=threads, core=core)
-            for role, spec in specs.items()
-        }
+        sessions, specs = open_roles(
+            manifest.models,
+            lambda file: open_session(directory / file, name, threads=threads, core=core),
+        )  # a detector converted in parts (models/runtime/parts.py) is one session again
         profile = manifest_profile(specs) if static_shapes else None
         return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score)
 

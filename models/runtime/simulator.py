@@ -39,3 +39,7 @@ class SimulatorSession(StaticSession):
     def _infer(self, array: np.ndarray, data_format: list[str] | None) -> list[np.ndarray]:
         outputs = self._toolkit.infer(self._rknn, [array], data_format)
         return [np.asarray(out) for out in outputs]
+
+    def close(self) -> None:
+        """Drop the rebuilt model (a part closed by its ShapeRouter gives its memory back)."""
+        self._toolkit.forget(self.model.entry.plan)
