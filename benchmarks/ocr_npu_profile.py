@@ -58,6 +58,7 @@ from models.ocr.profile import (  # noqa: E402
     merged,
     photo_canvases,
     rec_ladder,
+    strip_canvases,
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
@@ -77,9 +78,11 @@ OLD_CANVASES = ((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736))
 R5 = (320, 480, 640, 960, 1280)
 PHOTO_SIZES = {"4:3 2000": (1500, 2000), "3:2 2000": (1333, 2000), "16:9 2000": (1125, 2000),
                "4:3 1440": (1080, 1440), "3:4 2000": (2000, 1500),
-               "5:4 1700": (1360, 1700)}  # fmt: skip
+               "5:4 1700": (1360, 1700), "4:1 pano": (500, 2000)}  # fmt: skip
 
 
+PHOTO_LADDER = merged(canvas_ladder(1984), photo_canvases())
+WITH_STRIPS = merged(PHOTO_LADDER, strip_canvases())
 CANDIDATES: dict[str, ShapeProfile | None] = {
     "rknn-port": None,  # built below: stretch to 480x480 and 48x320
     "c5/r5": ShapeProfile(OLD_CANVASES, R5),  # the profile shipped before tiling
@@ -89,8 +92,12 @@ CANDIDATES: dict[str, ShapeProfile | None] = {
     "L1984s32/r32": ShapeProfile(canvas_ladder(1984), rec_ladder(32)),
     "L1984s32/r16": ShapeProfile(canvas_ladder(1984), rec_ladder(16)),
     "L1984s32+ph/r32": ShapeProfile(merged(canvas_ladder(1984), photo_canvases()), rec_ladder(32)),
+    "L1984s32+ph/r32-2048": ShapeProfile(PHOTO_LADDER, rec_ladder(32, 2048)),
+    "L1984s32+ph+st/r32-2048": ShapeProfile(WITH_STRIPS, rec_ladder(32, 2048)),
+    "L1984s32+ph+st/r16+32": ShapeProfile(WITH_STRIPS, rec_ladder(16) + rec_ladder(32, 2048, 1312)),
+    "L1984s32+ph+st/r16-2048": ShapeProfile(WITH_STRIPS, rec_ladder(16, 2048)),
 }
-SHIPPED = "L1984s32+ph/r32"  # models/ocr/profile.py DEFAULT_PROFILE (checked in main)
+SHIPPED = "L1984s32+ph+st/r16+32"  # models/ocr/profile.py DEFAULT_PROFILE (checked in main)
 NOISE: dict[str, Callable[[OcrPipeline], None]] = {
     "dyn/group8": lambda p: setattr(p.recognizer, "group", 8),
     "dyn/limit768": lambda p: setattr(p.detector, "limit_side_len", 768),
@@ -277,6 +284,13 @@ def main() -> None:
     for name in names:
         if name in CANDIDATES and name != "rknn-port":
             print(photo_costs(name, CANDIDATES[name]))
+    print("\nshapes to convert (the toolkit's memory and the .rknn size grow with the pixels):")
+    for name in names:
+        profile = CANDIDATES.get(name)
+        if profile is not None:
+            mpx = sum(h * w for h, w in profile.det_canvases) / 1e6
+            print(f"{name:10s} det {len(profile.det_canvases):3d} shapes {mpx:6.1f} Mpx,"
+                  f" rec {len(profile.rec_widths):3d} widths")  # fmt: skip
     for name in names:
         if name in CANDIDATES and CANDIDATES[name] is not None:
             allowed = CANDIDATES[name].shapes()

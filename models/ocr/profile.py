@@ -4,20 +4,24 @@ RKNN runs only the input shapes a model was converted with, so the NPU pipeline 
 detector "short side 736, rounded to 32" or the recogniser "48 high, as wide as the widest line
 of the batch" for every image. PP-OCRv4 reads differently at a slightly different scale or
 padding, so the profile holds the dynamic recipe's own sizes for the images that are common: the
-detector canvases are every 736-high size up to 736x1984 (both ways) and the sizes of 2000 px and
-1440 px photos of common aspects; other images are padded a little or tiled at their dynamic
-size (models/ocr/layout.py). The recogniser gets widths every 32 px (a line is resized as the
-dynamic pipeline resizes it and padded to the narrowest width holding it; longer lines are
-split), the classifier its own 48x192, each model a fixed batch. The set was chosen by
-measurement (benchmarks/ocr_npu_profile.py, BENCHMARKS.md): text agreement with the dynamic
-pipeline on the shared images against the pixels each photo pushes through the NPU.
+detector canvases are every 736-high size up to 736x1984 (both ways), the sizes of 2000 px and
+1440 px photos of common aspects, and strip canvases up to 736x6016 each 1.2 times the last
+(panoramas and text strips, padded a little); other images are padded a little or tiled at their
+dynamic size (models/ocr/layout.py). The recogniser gets widths every 16 px up to 1280 and every
+32 px up to 2048 (a line is resized as the dynamic pipeline resizes it and padded to the
+narrowest width holding it; longer lines are split), the classifier its own 48x192, each model
+a fixed batch. The set was chosen by measurement (benchmarks/ocr_npu_profile.py, BENCHMARKS.md):
+text agreement with the dynamic pipeline on the shared images against the pixels each photo
+pushes through the NPU.
 
 The profile is written into the OCR manifest (``shapes`` of det/cls/rec), so the RKNN converter
-builds exactly these shapes and the runtime reads them back from the same file.
+builds exactly these shapes (the detector's in parts: models/runtime/parts.py) and the runtime
+reads them back from the same file.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -112,6 +116,20 @@ def photo_canvases(
     return tuple(sorted(sizes))
 
 
+def strip_canvases(
+    longest: int = 6016, factor: float = 1.2, widest: int = 1984, short: int = 736
+) -> tuple[tuple[int, int], ...]:
+    """Canvases ``short`` high beyond the ladder's ``widest``, each ``factor`` times the last
+    (rounded up to 32) up to ``longest``, both orientations: strips, panoramas and banners at
+    their dynamic size, padded by less than ``factor`` (measured harmless, unlike cutting them
+    into tiles or a coarser ladder for ordinary images: BENCHMARKS.md)."""
+    sides, side = [], widest
+    while side < longest:
+        side = math.ceil(side * factor / 32) * 32
+        sides.append(side)
+    return tuple(sorted({(short, s) for s in sides} | {(s, short) for s in sides}))
+
+
 def rec_ladder(step: int = 32, widest: int = 1280, narrowest: int = 320) -> tuple[int, ...]:
     """Recogniser widths ``narrowest``..``widest`` every ``step`` px (320: the nominal width)."""
     return tuple(range(narrowest, widest + 1, step))
@@ -124,6 +142,6 @@ def merged(*canvas_sets: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ..
 
 # The shipped profile (see the module docstring and BENCHMARKS.md for how it was chosen).
 DEFAULT_PROFILE = ShapeProfile(
-    det_canvases=merged(canvas_ladder(1984), photo_canvases()),
-    rec_widths=rec_ladder(32),
+    det_canvases=merged(canvas_ladder(1984), photo_canvases(), strip_canvases()),
+    rec_widths=rec_ladder(16) + rec_ladder(32, 2048, 1312),
 )
