@@ -7,12 +7,14 @@ magic and the plan. Only the fake runtime (tests/fake_rknnlite.py) can run them.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from models.convert.plan import family_plan
 from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
+from models.ocr.profile import ShapeProfile
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
 from models.runtime.onnx import OnnxSession
 from models.runtime.soc import rknn_root
@@ -52,3 +54,16 @@ def device_tree(root: Path, compatible: bytes = COMPATIBLE_RK3588,
     (tree / "compatible").write_bytes(compatible)
     (tree / "model").write_bytes(model)
     return tree / "compatible"
+
+
+def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile) -> Path:
+    """``directory/ocr``: the fetched OCR models (linked) under a manifest listing ``profile``."""
+    (directory / "ocr").mkdir(parents=True)
+    for file in (model_dir / "ocr").iterdir():
+        if file.name != MANIFEST_NAME:
+            (directory / "ocr" / file.name).symlink_to(file)
+    raw = json.loads((model_dir / "ocr" / MANIFEST_NAME).read_text())
+    for role, shapes in profile.shapes().items():
+        raw["models"][role]["shapes"] = shapes
+    (directory / "ocr" / MANIFEST_NAME).write_text(json.dumps(raw))
+    return directory

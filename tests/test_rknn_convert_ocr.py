@@ -25,6 +25,7 @@ from models.manifest import MANIFEST_NAME, Manifest
 from models.ocr.pipeline import OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime.static import StaticSession
+from tests.rknn_fixtures import ocr_with_profile
 
 if platform.machine() != "x86_64":  # Rockchip's x86 simulator; on the board these cannot run
     pytest.importorskip("rknn.api")
@@ -38,7 +39,7 @@ TEST_PROFILE = ShapeProfile(
     det_canvases=((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736)),
     rec_widths=(320, 480, 640, 960, 1280),
 )
-TEST_PART_PIXELS = 2_000_000  # detector parts: the first three canvases, the last two
+TEST_PART_PIXELS = 2_100_000  # detector parts: the first three canvases, the last two
 DET_SHAPES = TEST_PROFILE.shapes()["det"]
 TEST_DET_PARTS = {"det": DET_SHAPES[:3], "det@1": DET_SHAPES[3:]}
 
@@ -47,15 +48,7 @@ TEST_DET_PARTS = {"det": DET_SHAPES[:3], "det@1": DET_SHAPES[3:]}
 def converted(model_dir: Path, shared: Path, tmp_path_factory: pytest.TempPathFactory):
     """The fetched OCR models under a manifest listing ``TEST_PROFILE``, converted for rk3588;
     builds stay cached for the module."""
-    directory = tmp_path_factory.mktemp("ocr-rknn")
-    (directory / "ocr").mkdir()
-    for file in (model_dir / "ocr").iterdir():
-        if file.name != MANIFEST_NAME:
-            (directory / "ocr" / file.name).symlink_to(file)
-    raw = json.loads((model_dir / "ocr" / MANIFEST_NAME).read_text())
-    for role, shapes in TEST_PROFILE.shapes().items():
-        raw["models"][role]["shapes"] = shapes
-    (directory / "ocr" / MANIFEST_NAME).write_text(json.dumps(raw))
+    directory = ocr_with_profile(model_dir, tmp_path_factory.mktemp("ocr-rknn"), TEST_PROFILE)
     samples = Samples(ocr=shared / "testdata/ocr")
     with pytest.MonkeyPatch.context() as patch:  # the detector in two parts, as big profiles are
         patch.setattr(plan, "PART_PIXELS", TEST_PART_PIXELS)

@@ -3,7 +3,6 @@ opened when first fed and closed least recently used first (models/runtime/parts
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from models.runtime.parts import ShapeRouter, base_role, open_roles, part_file, 
 from models.runtime.rknn import RknnSession
 from models.runtime.static import FeedError
 from tests import fake_rknnlite
-from tests.rknn_fixtures import fake_convert
+from tests.rknn_fixtures import fake_convert, ocr_with_profile
 
 
 class Recorder:
@@ -140,15 +139,7 @@ def test_pipeline_reads_through_a_detector_in_parts(tmp_path, model_dir, shared,
     profile: the static pipeline reads through the parts as through one model, and opens
     only the parts its images need."""
     fake = fake_rknnlite.install(monkeypatch)
-    (tmp_path / "ocr").mkdir()
-    for file in (model_dir / "ocr").iterdir():
-        if file.name != MANIFEST_NAME:
-            (tmp_path / "ocr" / file.name).symlink_to(file)
-    raw = json.loads((model_dir / "ocr" / MANIFEST_NAME).read_text())
-    for role, shapes in DEFAULT_PROFILE.shapes().items():
-        raw["models"][role]["shapes"] = shapes
-    (tmp_path / "ocr" / MANIFEST_NAME).write_text(json.dumps(raw))
-    root = fake_convert(tmp_path, "ocr")
+    root = fake_convert(ocr_with_profile(model_dir, tmp_path, DEFAULT_PROFILE), "ocr")
     device = OcrPipeline.load(root, backend="rknn", core=0)
     cpu = OcrPipeline.load(tmp_path, backend="onnx", static_shapes=True)
     for name in ("rapidocr_en.jpg", "easyocr_french.jpg"):  # a strip and a page

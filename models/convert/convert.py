@@ -27,6 +27,7 @@ from pathlib import Path
 from models.convert import check, samples, toolkit
 from models.convert.plan import PlanError, RolePlan, family_plan
 from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
+from models.ocr.detect import det_input_size
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
 from models.runtime.parts import base_role
 from models.runtime.soc import SUPPORTED_SOCS, rknn_root
@@ -183,6 +184,9 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
     try:
         if family == "ocr":
             items, origin = samples.ocr_samples(sample_dirs.ocr)
+            # in detector-size order, so a detector converted in parts is rebuilt in the
+            # simulator one part after the other, each once (models/runtime/parts.py)
+            items = sorted(items, key=lambda item: det_input_size(*item[1].shape[:2]))
             progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
             reference, candidate = check.load_ocr_pair(model_dir, staging)
             return [check.check_ocr(reference, candidate, items, progress)]

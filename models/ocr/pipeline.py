@@ -26,7 +26,7 @@ from models.ocr.geometry import crop_quad, fit_sides, letterbox, reading_order, 
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.recognize import TextRecognizer, load_charset
 from models.runtime import NPU_BACKENDS, Session, open_session, resolve_backend
-from models.runtime.parts import open_roles
+from models.runtime.parts import MAX_OPEN_PARTS, SIMULATOR_OPEN_PARTS, open_roles
 
 MAX_SIDE = 2000  # long side cap before detection
 MIN_SIDE = 30  # short side floor before detection
@@ -93,6 +93,7 @@ class OcrPipeline:
         sessions, specs = open_roles(
             manifest.models,
             lambda file: open_session(directory / file, name, threads=threads, core=core),
+            SIMULATOR_OPEN_PARTS if name == "rknn-sim" else MAX_OPEN_PARTS,
         )  # a detector converted in parts (models/runtime/parts.py) is one session again
         profile = manifest_profile(specs) if static_shapes else None
         return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score)

@@ -6,8 +6,8 @@ context that opens it. The OCR detector's profile spans about 150 million pixels
 the converter splits it into parts of a bounded size (``models.convert.plan``): each part is an
 ordinary converted model listed under its own role, ``det``, ``det@1``, ``det@2``... The
 pipelines see one session per role again through ``ShapeRouter``, which opens a part when a
-shape of it is first fed and keeps only the few most recently used open, so a worker holds the
-parts its images need (photos use a handful of shapes) and never all of them at once.
+shape of it is first fed and keeps only the ``MAX_OPEN_PARTS`` most recently used open, so a
+worker holds the parts its images need (photos use a handful of shapes), never all of them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from models.runtime.base import Session
 log = logging.getLogger(__name__)
 
 PART_MARK = "@"
-MAX_OPEN_PARTS = 3  # parts of one role kept open per worker; the least recently used closes
+# Parts of one role kept open per worker; the least recently used closes. The shipped detector
+# comes in 10 parts; 2000 px photos of the common aspects, both orientations, use 4 of them.
+MAX_OPEN_PARTS = 5
+SIMULATOR_OPEN_PARTS = 1  # rknn-sim rebuilds each part in memory (GBs): one at a time
 
 
 def part_role(role: str, index: int) -> str:
@@ -108,10 +111,13 @@ def _close(session: Any) -> None:
 
 
 def open_roles(
-    specs: dict[str, ModelSpec], opener: Callable[[str], Session]
+    specs: dict[str, ModelSpec],
+    opener: Callable[[str], Session],
+    max_open: int = MAX_OPEN_PARTS,
 ) -> tuple[dict[str, Session], dict[str, ModelSpec]]:
     """Sessions and specs per role, parts gathered: a role converted in one file is opened now
-    as before; a role in parts gets a ``ShapeRouter`` and a spec listing every part's shapes."""
+    as before; a role in parts gets a ``ShapeRouter`` (keeping ``max_open`` parts open) and a
+    spec listing every part's shapes."""
     grouped: dict[str, list[tuple[int, str, ModelSpec]]] = {}
     for role, spec in specs.items():
         base = base_role(role)
@@ -129,6 +135,6 @@ def open_roles(
             continue
         parts = [(spec.file, spec) for _, _, spec in members]
         shapes = [list(s) for _, _, spec in members for s in spec.shapes or ()]
-        sessions[base] = ShapeRouter(parts, opener)
+        sessions[base] = ShapeRouter(parts, opener, max_open)
         merged[base] = replace(members[0][2], shapes=shapes)
     return sessions, merged
