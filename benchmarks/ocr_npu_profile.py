@@ -24,8 +24,9 @@ itself with one harmless setting changed (RapidOCR's own options: recogniser bat
 nothing is lost.
 
 Photo-size costs: the detector canvas each candidate picks for common camera photos as the
-service hands them over (long side 2000 px after decoding; Immich's 1440 px previews) and the
-ESTIMATED detector time for them.
+service hands them over (long side 2000 px after decoding; Immich's 1440 px previews; a 4:1
+panorama) and the ESTIMATED detector time for them. Last, each candidate's shape totals: the
+converter's memory and the .rknn size grow with them (measured in BENCHMARKS.md).
 
     python benchmarks/ocr_npu_profile.py [--candidates all|name,...] [--detail NAME]
 """

@@ -12,7 +12,7 @@ import pytest
 
 from models.convert.plan import PART_PIXELS, family_plan, split_shapes
 from models.convert.samples import load_rgb
-from models.manifest import MANIFEST_NAME, Manifest, ModelSpec
+from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelSpec
 from models.ocr.pipeline import OcrPipeline
 from models.ocr.profile import DEFAULT_PROFILE
 from models.runtime.parts import ShapeRouter, base_role, open_roles, part_file, part_role
@@ -107,14 +107,32 @@ def test_router_opens_parts_when_fed_and_closes_the_least_recently_used(det_spec
     assert all(s.closed for s in sessions.values() if s is not sessions["p0"])
 
 
-def test_unknown_shape_is_refused_by_a_part_not_swallowed(model_dir: Path, monkeypatch):
-    fake_rknnlite.install(monkeypatch)
-    root = fake_convert(model_dir, "ocr")
-    manifest = Manifest.load(root / "ocr" / MANIFEST_NAME)
-    assert "det@1" in manifest.models  # the shipped profile's detector comes in parts
-    sessions, _ = open_roles(manifest.models, lambda f: RknnSession(root / "ocr" / f, core=0))
-    with pytest.raises(FeedError, match="static shapes"):
-        sessions["det"].run({manifest.models["det"].input_name: np.zeros((1, 3, 33, 33), "f4")})
+def test_device_parts_are_refused_unknown_shapes_and_released_when_evicted(
+    model_dir: Path, tmp_path: Path, monkeypatch
+):
+    fake = fake_rknnlite.install(monkeypatch)
+    root = fake_convert(ocr_with_profile(model_dir, tmp_path, DEFAULT_PROFILE), "ocr")
+    specs = Manifest.load(root / "ocr" / MANIFEST_NAME).models
+    assert "det@1" in specs  # the shipped profile's detector comes in parts
+    sessions, _ = open_roles(specs, lambda f: RknnSession(root / "ocr" / f, core=0), max_open=2)
+    det, name = sessions["det"], specs["det"].input_name
+    opened = len(fake.contexts)  # cls and rec, opened whole
+    with pytest.raises(FeedError, match=r"static shapes only"):
+        det.run({name: np.zeros((1, 3, 33, 33), np.float32)})
+    assert len(fake.contexts) == opened  # refused without loading a part
+    for part in ("det", "det@1", "det@2"):  # one shape of each: the first part closes
+        det.run({name: np.zeros(specs[part].shapes[0], np.float32)})
+    contexts = {Path(c.path).name: c for c in fake.contexts[opened:]}
+    assert [c.released for c in contexts.values()] == [True, False, False]
+    det.close()
+    assert all(c.released for c in contexts.values())
+
+
+def test_malformed_part_roles_are_a_manifest_error(det_spec):
+    for roles in (("det", "det@x"), ("det", "det@01"), ("det", "det@2")):
+        specs = {role: det_spec for role in roles}
+        with pytest.raises(ManifestError, match="det"):
+            open_roles(specs, lambda f: Recorder(f, []))
 
 
 def test_roles_in_parts_are_one_session_with_all_their_shapes(det_spec):
@@ -130,7 +148,7 @@ def test_roles_in_parts_are_one_session_with_all_their_shapes(det_spec):
     assert merged["det"].shapes == [[1, 3, 32, 32], [1, 3, 32, 64], [1, 3, 64, 32]]
     assert merged["det"].file == "a"
     del specs["det"]
-    with pytest.raises(ValueError, match="a part is missing"):
+    with pytest.raises(ManifestError, match="one is missing"):
         open_roles(specs, lambda f: Recorder(f, []))
 
 

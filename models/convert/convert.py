@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +29,7 @@ from models.convert.plan import PlanError, RolePlan, family_plan
 from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
 from models.ocr.detect import det_input_size
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
-from models.runtime.parts import base_role
+from models.runtime.parts import ShapeRouter, base_role
 from models.runtime.soc import SUPPORTED_SOCS, rknn_root
 
 FAMILIES = ("ocr", "clip")
@@ -73,7 +73,8 @@ def convert_family(
 ) -> FamilyReport:  # fmt: skip
     """Convert, check and publish one family for one target; ConversionError if not written.
 
-    ``release=False`` keeps this process's builds for later ``rknn-sim`` sessions (tests).
+    ``release=False`` keeps this process's builds for later ``rknn-sim`` sessions (tests; the
+    parts of a model converted in parts are rebuilt when a session needs them).
     """
     if target not in TARGETS:
         raise ConversionError(f"unsupported target {target!r}; choose from {', '.join(TARGETS)}")
@@ -98,15 +99,15 @@ def convert_family(
             raise ConversionError(str(exc)) from exc
         record = _build_all(plans, family, target, version, source, stage, report, progress)
         record.save(stage / BUILD_NAME)
-        report.checks = _self_check(family, model_dir, staging, record, sample_dirs or Samples(),
-                                    progress)
+        report.checks, idle = _self_check(family, model_dir, staging, record,
+                                          sample_dirs or Samples(), progress)  # fmt: skip
         failed = [c for c in report.checks if not c.passed]
         if failed:
             raise ConversionError(
                 f"{family} for {target}: self-check failed, nothing written:\n  "
                 + "\n  ".join(c.summary() for c in failed)
             )
-        _with_checks(record, report.checks).save(stage / BUILD_NAME)
+        _with_checks(record, report.checks, idle).save(stage / BUILD_NAME)
         _publish(stage, report.directory)
         progress(f"{family} for {target}: written to {report.directory}")
         return report
@@ -177,19 +178,26 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
 
 
 def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord,
-                sample_dirs: Samples, progress: Progress) -> list[check.CheckResult]:  # fmt: skip
+                sample_dirs: Samples, progress: Progress
+                ) -> tuple[list[check.CheckResult], list[str]]:  # fmt: skip
+    """The checks' results, and the parts no sample needed (built, never run)."""
     converted = [role for role, e in record.models.items() if not e.kept_onnx]
     if not converted:
-        return []
+        return [], []
     try:
         if family == "ocr":
             items, origin = samples.ocr_samples(sample_dirs.ocr)
             # in detector-size order, so a detector converted in parts is rebuilt in the
-            # simulator one part after the other, each once (models/runtime/parts.py)
+            # simulator mostly one part after the other (models/runtime/parts.py)
             items = sorted(items, key=lambda item: det_input_size(*item[1].shape[:2]))
             progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
             reference, candidate = check.load_ocr_pair(model_dir, staging)
-            return [check.check_ocr(reference, candidate, items, progress)]
+            result = check.check_ocr(reference, candidate, items, progress)
+            idle = _parts_not_run(candidate, record)
+            if idle:
+                progress(f"{family}: no sample needed a shape of {', '.join(idle)}: built from "
+                         "the same plans as the parts checked, not run")  # fmt: skip
+            return [result], idle
         photos, origin = samples.clip_samples(sample_dirs.clip)
         progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
         reference, candidate = check.load_clip_pair(model_dir, staging)
@@ -199,19 +207,33 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
             texts = [(text, text) for text in samples.CLIP_TEXTS]
             results.append(check.check_vectors(
                 "text", reference.text(), candidate.text(), texts, progress))  # fmt: skip
-        return results
+        return results, []
     except (toolkit.ToolkitError, ValueError) as exc:
         raise ConversionError(f"{family}: the self-check could not run: {exc}") from exc
 
 
-def _with_checks(record: BuildRecord, results: list[check.CheckResult]) -> BuildRecord:
-    """The record with each check's figures on the roles it covers."""
+def _parts_not_run(pipeline: object, record: BuildRecord) -> list[str]:
+    """Roles of the parts the check's pipeline never opened (no sample needed their shapes)."""
+    idle = []
+    for model in vars(pipeline).values():
+        router = getattr(model, "session", None)
+        if isinstance(router, ShapeRouter):
+            idle += [record.role_of(file) for i, (file, _) in enumerate(router.parts)
+                     if i not in router.used]  # fmt: skip
+    return sorted(idle)
+
+
+def _with_checks(record: BuildRecord, results: list[check.CheckResult],
+                 idle: Sequence[str] = ()) -> BuildRecord:  # fmt: skip
+    """The record with each check's figures on the roles it covers; ``idle`` parts get them
+    marked ``"run": false``."""
     models = dict(record.models)
     for result in results:
         covered = result.role.split("+")
         for role in models:
             if base_role(role) in covered:
-                models[role] = replace(models[role], check=result.as_json())
+                figures = {**result.as_json(), "run": role not in idle}
+                models[role] = replace(models[role], check=figures)
     return replace(record, models=models)
 
 

@@ -27,8 +27,8 @@ from models.runtime.parts import part_file, part_role
 
 # Input pixels (N x H x W, summed over shapes) per converted file at most: rknn-toolkit2 2.5.0
 # holds about 0.1 GB per million while building (measured: 16 detector shapes of 736 x 736..1216,
-# 16 Mpx, 1.5 GB; 32 shapes, 29 Mpx, 3.3 GB). Larger shape sets are built in parts, one at a
-# time (models/runtime/parts.py), so converting the shipped profile needs about 2 GB, not 15.
+# 11.5 Mpx, 1.5 GB; 32 shapes, 29 Mpx, 3.3 GB). Larger shape sets are built in parts, one at a
+# time (models/runtime/parts.py): the shipped profile converts in 2.4 GB instead of some 15.
 PART_PIXELS = 16_000_000
 
 

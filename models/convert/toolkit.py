@@ -147,6 +147,7 @@ class Built:
     seconds: float
     cpu_operators: list[str] = field(default_factory=list)  # no NPU lowering: run on the CPU
     simulating: bool = False
+    users: int = 0  # simulator sessions using it (see let_go)
 
 
 _BUILT: dict[str, Built] = {}
@@ -230,13 +231,24 @@ def export(built: Built, path: Path, log_path: Path | None = None) -> None:
 
 
 def simulator(plan: BuildPlan, onnx_path: Path, log_path: Path | None = None) -> Any:
-    """The toolkit object of ``plan`` with its x86 simulator runtime initialised."""
+    """The toolkit object of ``plan`` with its x86 simulator runtime initialised; each call
+    is one user of the shared build until it calls ``let_go``."""
     built = build(plan, onnx_path, log_path)
     if not built.simulating:
         with quiet(log_path) as logfile:
             _call(built.rknn.init_runtime, logfile, logfile.stat().st_size, "init_runtime")
         built.simulating = True
+    built.users += 1
     return built.rknn
+
+
+def let_go(plan: BuildPlan) -> None:
+    """One user of ``plan``'s simulator is done; the last one gives the build's memory back."""
+    built = _BUILT.get(plan.key())
+    if built is not None:
+        built.users -= 1
+        if built.users <= 0:
+            forget(plan)
 
 
 def infer(rknn: Any, inputs: list[Any], data_format: list[str] | None) -> list[Any]:

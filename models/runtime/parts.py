@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from models.manifest import ModelSpec
+from models.manifest import ManifestError, ModelSpec
 from models.runtime.base import Session
+from models.runtime.static import FeedError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class ShapeRouter:
             for shape in spec.shapes or ()
         }
         self.open: OrderedDict[int, Session] = OrderedDict()
+        self.used: set[int] = set()  # every part opened so far (what a check has exercised)
 
     @property
     def input_names(self) -> list[str]:
@@ -80,10 +82,14 @@ class ShapeRouter:
         return self._session(0).metadata()
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        shape = tuple(next(iter(feeds.values())).shape) if feeds else ()
+        shape = tuple(getattr(next(iter(feeds.values()), None), "shape", ()))
         index = self.route.get(shape)
-        if index is None:  # let a part's own input check word the error
-            index = 0
+        if index is None:  # refused here: opening a part only to refuse it costs a load
+            raise FeedError(
+                f"{self.parts[0][0]} and its other parts: built for shapes "
+                f"{[list(s) for s in self.route]}, fed {list(shape)}; RKNN models take static "
+                "shapes only"
+            )
         return self._session(index).run(feeds)
 
     def _session(self, index: int) -> Session:
@@ -97,6 +103,7 @@ class ShapeRouter:
             log.debug("closed part %s (least recently used)", self.parts[closed][0])
         session = self.opener(self.parts[index][0])
         self.open[index] = session
+        self.used.add(index)
         return session
 
     def close(self) -> None:
@@ -120,15 +127,19 @@ def open_roles(
     spec listing every part's shapes."""
     grouped: dict[str, list[tuple[int, str, ModelSpec]]] = {}
     for role, spec in specs.items():
-        base = base_role(role)
-        index = 0 if base == role else int(role[len(base) + 1 :])
-        grouped.setdefault(base, []).append((index, role, spec))
+        base, _, number = role.partition(PART_MARK)
+        if number and (not number.isdigit() or number.startswith("0")):
+            raise ManifestError(f"manifest role {role!r}: parts are named {base}@1, {base}@2...")
+        grouped.setdefault(base, []).append((int(number or 0), role, spec))
     sessions: dict[str, Session] = {}
     merged: dict[str, ModelSpec] = {}
     for base, members in grouped.items():
         members.sort()
         if [m[0] for m in members] != list(range(len(members))):
-            raise ValueError(f"manifest lists parts {[m[1] for m in members]}: a part is missing")
+            raise ManifestError(
+                f"manifest lists parts {[m[1] for m in members]} of {base}: one is missing; "
+                "convert again (mtai convert)"
+            )
         if len(members) == 1:
             spec = members[0][2]
             sessions[base], merged[base] = opener(spec.file), spec

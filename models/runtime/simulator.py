@@ -4,8 +4,10 @@ The simulator cannot run a .rknn file; it only runs a model built from ONNX in t
 So this backend opens the converted model exactly as the device backend does (its manifest:
 layout, dtype, static shapes, folded mean/std; its build record: metadata) and rebuilds the model
 from the plan recorded at conversion. Pipelines fed through it therefore prepare tensors the way
-they will on the board, and the converter's self-check runs the very model it exported (builds
-are cached per process). Never chosen by ``auto``: it is for tests and conversion checks.
+they will on the board, and the converter's self-check runs the very build it exported (builds
+are cached per process), except for a model converted in parts: each part's build is dropped
+after export to bound memory, and the check rebuilds it from the same plan (the toolkit builds
+equal plans alike). Never chosen by ``auto``: it is for tests and conversion checks.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ class SimulatorSession(StaticSession):
         if sha256_file(source) != plan.onnx_sha256:
             raise ModelIntegrityError(f"{path} was converted from another {source.name} than the "
                                       "one installed now; convert again")  # fmt: skip
-        self._rknn = toolkit.simulator(plan, source)
+        self._rknn: object | None = toolkit.simulator(plan, source)
 
     def _infer(self, array: np.ndarray, data_format: list[str] | None) -> list[np.ndarray]:
+        if self._rknn is None:
+            raise self._toolkit.ToolkitError(f"{self.model.path.name}: session already closed")
         outputs = self._toolkit.infer(self._rknn, [array], data_format)
         return [np.asarray(out) for out in outputs]
 
     def close(self) -> None:
-        """Drop the rebuilt model (a part closed by its ShapeRouter gives its memory back)."""
-        self._toolkit.forget(self.model.entry.plan)
+        """Let go of the rebuilt model: a part closed by its ShapeRouter gives its memory back
+        once no other session of this process uses the same build."""
+        if self._rknn is not None:
+            self._rknn = None
+            self._toolkit.let_go(self.model.entry.plan)
