@@ -65,8 +65,8 @@ from models.ocr.recognize import TextRecognizer  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
     as_reference,
-    line_height,
     match_lines,
+    profile_tolerance,
     read_agreement,
     recorded_pipeline,
 )
@@ -168,10 +168,6 @@ def npu_ms(pixels: dict[str, int]) -> float:
     )
 
 
-def relaxed(ref: dict) -> float:
-    return max(BOX_TOLERANCE_PX, 0.2 * line_height(ref))
-
-
 def agreement(
     reference: dict[str, list[OcrLine]], lines: dict[str, list[OcrLine]], tolerance: Callable
 ) -> tuple[int, int, int, list[str]]:
@@ -189,11 +185,11 @@ def agreement(
 
 
 def summarise(name: str, outcome: Outcome, reference: Outcome, photos: list[str]) -> str:
-    total, exact, extra, _ = agreement(reference.lines, outcome.lines, relaxed)
+    total, exact, extra, _ = agreement(reference.lines, outcome.lines, profile_tolerance)
     _, strict, _, _ = agreement(reference.lines, outcome.lines, lambda ref: BOX_TOLERANCE_PX)
     chars = alike = found = 0
     for image, ref_lines in reference.lines.items():
-        c, a, f = read_agreement(as_reference(ref_lines), outcome.lines[image], relaxed)
+        c, a, f = read_agreement(as_reference(ref_lines), outcome.lines[image], profile_tolerance)
         chars, alike, found = chars + c, alike + a, found + f
     per_image = {n: npu_ms(p) for n, p in outcome.pixels.items()}
     mean_all = statistics.mean(per_image.values())
@@ -302,7 +298,7 @@ def main() -> None:
             if any(stray.values()):
                 print(f"{name}: fed shapes outside its profile: {stray}")
     for name in args.detail:
-        *_, notes = agreement(reference.lines, outcomes[name].lines, relaxed)
+        *_, notes = agreement(reference.lines, outcomes[name].lines, profile_tolerance)
         print(f"\n{name}: images with differences")
         for note in notes:
             print("  " + note)

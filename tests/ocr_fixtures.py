@@ -60,6 +60,12 @@ def line_height(ref: dict) -> float:
     return float((np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2)
 
 
+def profile_tolerance(ref: dict) -> float:
+    """Box tolerance against the dynamic pipeline for a static profile: a different detector
+    scale moves box edges a little, so 2 px or 20% of the line height."""
+    return max(BOX_TOLERANCE_PX, 0.2 * line_height(ref))
+
+
 def as_reference(lines: list[OcrLine]) -> list[dict]:
     """Our lines in the reference file's form, to compare two of our pipelines."""
     return [{"text": line.text, "box": [list(p) for p in line.box]} for line in lines]

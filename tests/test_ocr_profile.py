@@ -22,11 +22,10 @@ from models.ocr.pipeline import OcrPipeline, manifest_profile
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.split import join_texts, split_line
 from tests.ocr_fixtures import (
-    BOX_TOLERANCE_PX,
     as_reference,
-    line_height,
     load_pipeline,
     match_lines,
+    profile_tolerance,
     read_agreement,
     recorded_pipeline,
 )
@@ -41,11 +40,6 @@ MIN_EXACT = 0.94
 MIN_FOUND = 0.97
 MIN_CHARS = 0.96
 MAX_EXTRA = 0.06
-
-
-def profile_tolerance(ref: dict) -> float:
-    """A different detector scale moves box edges a little: 2 px or 20% of the line height."""
-    return max(BOX_TOLERANCE_PX, 0.2 * line_height(ref))
 
 
 def shared_images(shared: Path) -> list[tuple[str, np.ndarray]]:

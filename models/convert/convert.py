@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.convert import check, samples, toolkit
 from models.convert.plan import PlanError, RolePlan, family_plan
@@ -31,6 +32,9 @@ from models.ocr.detect import det_input_size
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
 from models.runtime.parts import ShapeRouter, base_role
 from models.runtime.soc import SUPPORTED_SOCS, rknn_root
+
+if TYPE_CHECKING:
+    from models.ocr.pipeline import OcrPipeline
 
 FAMILIES = ("ocr", "clip")
 TARGETS = SUPPORTED_SOCS
@@ -212,11 +216,11 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
         raise ConversionError(f"{family}: the self-check could not run: {exc}") from exc
 
 
-def _parts_not_run(pipeline: object, record: BuildRecord) -> list[str]:
+def _parts_not_run(pipeline: OcrPipeline, record: BuildRecord) -> list[str]:
     """Roles of the parts the check's pipeline never opened (no sample needed their shapes)."""
     idle = []
-    for model in vars(pipeline).values():
-        router = getattr(model, "session", None)
+    for model in (pipeline.detector, pipeline.classifier, pipeline.recognizer):
+        router = model.session
         if isinstance(router, ShapeRouter):
             idle += [record.role_of(file) for i, (file, _) in enumerate(router.parts)
                      if i not in router.used]  # fmt: skip

@@ -69,8 +69,7 @@ def family_plan(
     plans = []
     for role, spec in specs.items():
         onnx = relative(source_dir, spec.file, converted_dir)
-        planned = planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target)
-        plans += planned if isinstance(planned, list) else [planned]
+        plans += planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target)
     return plans
 
 
@@ -118,13 +117,13 @@ def split_shapes(
     return parts
 
 
-def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
+def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> list[RolePlan]:
     if role == "image":
-        return _clip_image(spec, onnx, digest, target)
+        return [_clip_image(spec, onnx, digest, target)]
     if role == "text":
         plan = _base(spec, onnx, digest, target, [spec.shape])
-        return RolePlan(role, spec, plan, replace(spec, file=rknn_name(spec.file)), True)
-    return RolePlan(role, spec, None, spec)  # the vocab: copied as it is
+        return [RolePlan(role, spec, plan, replace(spec, file=rknn_name(spec.file)), True)]
+    return [RolePlan(role, spec, None, spec)]  # the vocab: copied as it is
 
 
 def _clip_image(spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
