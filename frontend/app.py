@@ -8,16 +8,18 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from frontend.config import FrontSettings
 from frontend.farm import Farm
+from protocol.endpoints import front_endpoint
+from protocol.settings import Settings
 
 log = logging.getLogger("mtai.front")
 
 
-def create_app(settings: FrontSettings | None = None) -> Flask:
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app over the farm of ``settings`` (default: the values `mtai serve` handed down)."""
     from frontend import immich, metrics, mtphotos, status
 
-    settings = settings or FrontSettings.from_env()
+    settings = settings or Settings.inherited()
     app = Flask(__name__)
     app.config.update(
         API_KEY=settings.api_key,
@@ -27,7 +29,7 @@ def create_app(settings: FrontSettings | None = None) -> Flask:
     )
     app.json.sort_keys = False
     app.json.ensure_ascii = False
-    app.extensions["farm"] = Farm(settings.farm_endpoint, settings.request_timeout)
+    app.extensions["farm"] = Farm(front_endpoint(settings.runtime_dir), settings.request_timeout)
     app.register_blueprint(status.bp)
     app.register_blueprint(mtphotos.bp)
     app.register_blueprint(metrics.bp)

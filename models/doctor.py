@@ -7,9 +7,8 @@ hang off ``root`` so tests can run the checks against a fake /proc and /sys tree
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,12 +165,12 @@ def _build_findings(topic: str, directory: Path, model_dir: Path,
     return found
 
 
-def diagnose(model_dir: Path, root: Path = Path("/")) -> list[Finding]:
-    """Every finding, system first, then models, then what BACKEND=auto would pick."""
+def diagnose(model_dir: Path, root: Path = Path("/"), configured: str = "auto") -> list[Finding]:
+    """Every finding, system first, then models, then what BACKEND=auto would pick
+    (``configured``: the BACKEND setting)."""
     system, soc, rt_version = check_system(Path(root))
     found = system + check_models(model_dir, rt_version)
     choice = choose_backend(model_dir, Path(root) / "proc/device-tree/compatible")
-    configured = os.environ.get("BACKEND", "auto").strip().lower() or "auto"
     # an NPU board left on the CPU is a problem, unless the user chose a backend on purpose
     unused = soc is not None and choice.backend != "rknn" and configured == "auto"
     found.append(Finding(PROBLEM if unused else OK, "BACKEND=auto",
@@ -181,9 +180,11 @@ def diagnose(model_dir: Path, root: Path = Path("/")) -> list[Finding]:
     return found
 
 
-def run(model_dir: Path, root: Path = Path("/"), write: Callable[[str], None] = print) -> int:
-    """Print the findings; 1 when any is a problem."""
-    findings = diagnose(model_dir, root)
+def run(model_dir: Path, root: Path = Path("/"), write: Callable[[str], None] = print,
+        configured: str = "auto", extra: Sequence[Finding] = ()) -> int:
+    """Print the findings (and ``extra`` ones the caller made, e.g. of the running service);
+    1 when any is a problem."""
+    findings = [*diagnose(model_dir, root, configured), *extra]
     for finding in findings:
         write(finding.line())
     problems = sum(f.status == PROBLEM for f in findings)

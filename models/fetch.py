@@ -7,7 +7,6 @@ with pip (which honours the user's index and proxy settings) and pin each file's
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from models.ocr.profile import DEFAULT_PROFILE
 
 OCR_PACKAGE = "rapidocr-onnxruntime"
 OCR_VERSION = "1.4.4"
-OCR_WHEEL_ENV = "MTAI_OCR_WHEEL"  # path of an already downloaded wheel (offline installs, tests)
+OCR_WHEEL_ENV = "MTAI_OCR_WHEEL"  # named in messages; read by protocol/settings.py
 _MEMBER_DIR = "rapidocr_onnxruntime/models"
 
 # PaddleOCR recipe shared by det/cls/rec: BGR input, (x/255 - 0.5) / 0.5.
@@ -93,8 +92,8 @@ def fetch_ocr(
 ) -> Path:
     """Make ``<model_dir>/ocr`` hold the verified OCR models and their manifest; return that dir.
 
-    Idempotent: nothing is downloaded when the files are already there and verify. ``wheel`` (or
-    env ``MTAI_OCR_WHEEL``) names a local copy of the wheel instead of downloading it with pip.
+    Idempotent: nothing is downloaded when the files are already there and verify. ``wheel`` (the
+    MTAI_OCR_WHEEL setting) names a local copy of the wheel instead of downloading it with pip.
     """
     target = family_dir(model_dir, "ocr")
     manifest = ocr_manifest()
@@ -105,8 +104,6 @@ def fetch_ocr(
         _save_manifest(manifest, target)
         progress(f"OCR models present and verified in {target}; manifest updated")
         return target
-    if wheel is None and os.environ.get(OCR_WHEEL_ENV):
-        wheel = Path(os.environ[OCR_WHEEL_ENV])
     with tempfile.TemporaryDirectory(prefix="mtai-fetch-") as tmp:
         if wheel is None:
             wheel = _pip_download(Path(tmp), progress)
@@ -215,7 +212,7 @@ def fetch_clip(
 ) -> Path:
     """Make ``<model_dir>/clip`` hold the verified Chinese-CLIP ViT-B-16 pair; return that dir.
 
-    Downloads the MT-Photos sidecar's ONNX pair (``base_url``, env ``CLIP_MODEL_URL`` or the
+    Downloads the MT-Photos sidecar's ONNX pair (``base_url``: the CLIP_MODEL_URL setting, or the
     release: see models/clip/fetch.py), or exports ``checkpoint`` with cn_clip. Idempotent.
     """
     from models.clip.fetch import fetch  # here, not on top: that module imports FetchError

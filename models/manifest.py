@@ -19,7 +19,6 @@ from typing import Any, BinaryIO
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-INSTALLED_MODEL_DIR = Path("/var/lib/mtai/models")
 
 
 class ManifestError(ValueError):
@@ -32,22 +31,6 @@ class ModelNotInstalled(FileNotFoundError):
 
 class ModelIntegrityError(RuntimeError):
     """A model file does not match the sha256 its manifest pins."""
-
-
-def default_model_dir() -> Path:
-    """Where model files live.
-
-    Environment: ``MODEL_DIR`` overrides everything. Otherwise a source checkout (a ``setup.cfg``
-    next to the package directories) uses ``<checkout>/data/models`` so development never needs
-    root, and an installed package uses ``/var/lib/mtai/models``.
-    """
-    env = os.environ.get("MODEL_DIR")
-    if env:
-        return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "setup.cfg").is_file():
-        return checkout / "data" / "models"
-    return INSTALLED_MODEL_DIR
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from models.clip.install import IMAGE_FILE, TEXT_FILE, VOCAB_FILE
 from models.fetch import FetchError, fetch_clip
 from models.manifest import MANIFEST_NAME, Manifest, sha256_file
 from tests.clip_fixtures import IMAGE_ONNX, TEXT_ONNX, VOCAB, cosine, reference
+from workers.cli import main
 
 FAKE_EXPORT = """
 import argparse, shutil, sys
@@ -120,8 +121,11 @@ def test_damaged_install_is_fetched_again(release: Release, tmp_path: Path):
 def test_env_url_and_the_manual_file_route(
     release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    """`CLIP_MODEL_URL=file:///dir mtai models fetch clip`, as README tells users."""
     monkeypatch.setenv("CLIP_MODEL_URL", (release.root / "v1.1.0").as_uri())
-    target = fetch_clip(tmp_path / "models", lambda _: None)
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
+    assert main(["models", "fetch", "clip"]) == 0
+    target = tmp_path / "models" / "clip"
     assert Manifest.load(target / MANIFEST_NAME).models["text"].source.startswith("file://")
     assert release.requests == []
 

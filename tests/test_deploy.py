@@ -27,10 +27,11 @@ import pytest
 import requests
 import yaml
 
-from models.manifest import INSTALLED_MODEL_DIR
-from protocol.endpoints import runtime_dir
+from protocol.settings import INSTALLED_MODEL_DIR, Settings
 from tests.service import free_port, start_service
 from workers import supervisor
+
+pytestmark = pytest.mark.install
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -192,9 +193,7 @@ def test_unit_matches_what_the_supervisor_does(monkeypatch: pytest.MonkeyPatch):
     assert signal.SIGHUP in supervisor.HANDLED_SIGNALS  # HUP = rolling recycle
 
     assert get("RuntimeDirectory") == "mtai" and get("RuntimeDirectoryMode") == "0700"
-    monkeypatch.delenv("RUNTIME_DIR", raising=False)
-    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/mtai")
-    assert runtime_dir(8060) == Path("/run/mtai")
+    assert Settings.from_env({"RUNTIME_DIRECTORY": "/run/mtai"}).runtime_dir == Path("/run/mtai")
 
     environment = dict(v.split("=", 1) for v in service["Environment"])
     assert environment["MODEL_DIR"] == str(INSTALLED_MODEL_DIR)
@@ -214,7 +213,7 @@ def test_unit_matches_what_the_supervisor_does(monkeypatch: pytest.MonkeyPatch):
     assert one(unit, "Install.WantedBy") == "multi-user.target"
 
 
-@pytest.mark.slow
+@pytest.mark.service
 def test_sd_notify_reaches_systemd_from_the_main_pid(model_dir: Path, tmp_path: Path):
     """The supervisor as the unit runs it: sockets in $RUNTIME_DIRECTORY, READY=1, WATCHDOG=1
     and STOPPING=1 sent by the main PID (NotifyAccess=main drops anything else), ready within
@@ -422,7 +421,7 @@ def test_dry_run_on_this_machine_changes_nothing():
     assert state() == before
 
 
-@pytest.mark.slow
+@pytest.mark.service
 def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
     """The real venv step (pip install of this repository into a DESTDIR venv, relocated to
     /opt/mtai/venv) and the real model fetch; then the installed package, not this checkout,
@@ -435,8 +434,8 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
     assert not [p for p in (venv / "bin").iterdir()
                 if not p.is_symlink() and str(root).encode() in p.read_bytes()]
     assert (root / "var/lib/mtai/models/ocr/manifest.json").is_file(), out
-    probe = ("import models.manifest as m, workers.cli as c; "
-             "print(m.default_model_dir()); print(c.__file__)")
+    probe = ("import protocol.settings as s, workers.cli as c; "
+             "print(s.Settings.from_env().model_dir); print(c.__file__)")
     clean_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "PYTHONPATH")}
     printed = subprocess.run([str(venv / "bin/python"), "-c", probe], cwd="/", env=clean_env,
                              capture_output=True, text=True, check=True).stdout.split()

@@ -17,7 +17,6 @@ from models.manifest import (
     ModelNotInstalled,
     ModelSpec,
     Preprocess,
-    default_model_dir,
     sha256_file,
 )
 
@@ -99,8 +98,3 @@ def test_tampered_real_model_is_caught(model_dir: Path, tmp_path: Path):
         only_cls.verify(tmp_path)
 
 
-def test_model_dir_comes_from_env_or_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
-    assert default_model_dir() == tmp_path
-    monkeypatch.delenv("MODEL_DIR")
-    assert default_model_dir() == REPO / "data" / "models"

@@ -16,9 +16,11 @@ def test_unknown_backend_is_a_clear_error(model_dir: Path):
         open_session(model_dir / "ocr" / "x.onnx", backend="tpu")
 
 
-def test_auto_falls_back_to_onnx_without_an_npu_backend():
-    assert resolve_backend("auto") == "onnx"
+def test_backend_names_are_checked_and_auto_needs_a_model_dir():
     assert resolve_backend("ONNX") == "onnx"
+    assert resolve_backend(" rknn-sim ") == "rknn-sim"
+    with pytest.raises(ValueError, match="model directory"):
+        resolve_backend("auto")
 
 
 def test_onnx_session_runs_and_exposes_metadata(model_dir: Path):

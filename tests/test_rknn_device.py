@@ -23,6 +23,7 @@ from models.runtime import soc as soc_module
 from models.runtime.rknn import RknnError, RknnSession
 from models.runtime.soc import choose_backend, place_family
 from models.runtime.static import FeedError
+from protocol.settings import Settings
 from tests import fake_rknnlite
 from tests.clip_fixtures import cosine, front_pixels, install_tiny
 from tests.rknn_fixtures import device_tree, fake_convert
@@ -177,9 +178,9 @@ def test_worker_loads_converted_families_on_its_core(tmp_path, model_dir, fake, 
     (tmp_path / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
     install_tiny(tmp_path)
     fake_convert(tmp_path, "clip")
-    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
     monkeypatch.setattr(soc_module, "COMPATIBLE", device_tree(tmp_path / "root"))
-    runner, info = load_runner("rknn", 1, 2)
+    settings = Settings.from_env({"MODEL_DIR": str(tmp_path), "CPU_THREADS": "1"})
+    runner, info = load_runner(settings, "rknn", 2)
     assert info["device"] == "npu core 2" and set(info["models"]) == {"ocr", "clip"}
     assert [(Path(c.path).name, c.core_mask) for c in fake.contexts] == [("vit-b-16.img.rknn", 4)]
     assert {"ocr", "clip_image", "clip_text"} <= set(runner.handlers)

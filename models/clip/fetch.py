@@ -60,7 +60,7 @@ def fetch(
     """Download (or export from ``checkpoint``), verify and install; return ``<model_dir>/clip``.
 
     Idempotent: nothing is fetched while an installed copy verifies. The base URL is
-    ``base_url``, else env ``CLIP_MODEL_URL`` (a mirror, or ``file:///dir`` holding files
+    ``base_url`` (the CLIP_MODEL_URL setting: a mirror, or ``file:///dir`` holding files
     downloaded by hand), else the MT-Photos release.
     """
     target = family_dir(model_dir, FAMILY)
@@ -70,8 +70,8 @@ def fetch(
     if _present(target):
         progress(f"Chinese-CLIP present and verified in {target}")
         return target
-    # CLIP_MODEL_URL: where vit-b-16.{img,txt}.fp32.onnx (and optionally vocab.txt) are served.
-    base = (base_url or os.environ.get(CLIP_URL_ENV) or CLIP_BASE_URL).rstrip("/")
+    # base: where vit-b-16.{img,txt}.fp32.onnx (and optionally vocab.txt) are served
+    base = (base_url or CLIP_BASE_URL).rstrip("/")
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target) as tmp:
         urls = {"image": f"{base}/{IMAGE_FILE}", "text": f"{base}/{TEXT_FILE}"}

@@ -21,15 +21,16 @@ def resolve_backend(backend: str, model_dir: Path | None = None) -> str:
     """Map ``auto`` to a concrete backend and check the name.
 
     ``auto`` is rknn when the device tree names a supported Rockchip SoC, rknnlite imports and
-    models were converted for it (in ``model_dir``, default MODEL_DIR); otherwise onnx, and the
-    log says why (``models.runtime.soc.choose_backend`` gives the reason to callers).
+    models were converted for it (in ``model_dir``, which ``auto`` needs); otherwise onnx, and
+    the log says why (``models.runtime.soc.choose_backend`` gives the reason to callers).
     """
     name = backend.strip().lower()
     if name == "auto":
-        from models.manifest import default_model_dir
         from models.runtime.soc import choose_backend
 
-        choice = choose_backend(model_dir or default_model_dir())
+        if model_dir is None:
+            raise ValueError("BACKEND=auto is resolved against a model directory; none given")
+        choice = choose_backend(model_dir)
         log.info("BACKEND=auto -> %s: %s", choice.backend, choice.reason)
         return choice.backend
     if name not in BACKENDS:

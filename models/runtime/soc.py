@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,17 +118,19 @@ def choose_backend(model_dir: Path, compatible: Path | None = None) -> Choice:
                   soc, root)  # fmt: skip
 
 
-def place_family(model_dir: Path, family: str, backend: str) -> tuple[Path, str]:
+def place_family(
+    model_dir: Path, family: str, backend: str, sim_target: str = "rk3588"
+) -> tuple[Path, str]:
     """Where a worker loads ``family`` from on ``backend``, and on which backend.
 
     On the NPU backends a family converted for this SoC loads from its ``rknn-<soc>`` directory;
     a family not converted (yet) loads from the ONNX directory on onnxruntime, so converting
     OCR alone never costs the CLIP tasks. ``rknn-sim`` uses the models converted for
-    ``RKNN_TARGET`` (default rk3588).
+    ``sim_target`` (the RKNN_TARGET setting).
     """
     if backend not in ("rknn", "rknn-sim"):
         return Path(model_dir), backend
-    soc = (read_soc() if backend == "rknn" else None) or os.environ.get("RKNN_TARGET", "rk3588")
+    soc = (read_soc() if backend == "rknn" else None) or sim_target
     root = find_rknn_root(model_dir, soc)
     if root is not None and (root / family / MANIFEST_NAME).is_file():
         return root, backend
