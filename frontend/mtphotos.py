@@ -46,6 +46,7 @@ def check() -> Answer:
         device=devices,
         models=models,
         workers=len(status["workers"]),
+        front={k: status["front"][k] for k in ("serving", "restarts", "crash_loop")},
     ), 200
 
 

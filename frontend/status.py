@@ -72,6 +72,7 @@ def render(status: dict[str, Any]) -> str:
         "Jobs": f"{status['counters'].get('jobs', 0)} done, "
                 f"{status['counters'].get('busy', 0)} refused busy, "
                 f"{status['counters'].get('retries', 0)} retried",
+        "HTTP front": _front_line(status.get("front", {})),
         "Uptime": f"{status.get('uptime', 0)} s",
     }
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in summary.items())
@@ -79,6 +80,13 @@ def render(status: dict[str, Any]) -> str:
         "slot", "core", "state", "models", "jobs", "restarts", "recycles", "memory (USS)"))
     return (f"<dl id=summary>{items}</dl><h2>Workers</h2>"
             f"<table id=workers><tr>{head}</tr>{''.join(rows)}</table>")
+
+
+def _front_line(front: dict[str, Any]) -> str:
+    if front.get("crash_loop"):
+        return f"crash loop (last exit: {front.get('last_exit') or 'unknown'})"
+    return (f"{front.get('serving', 0)} of {front.get('processes', '?')} processes serving, "
+            f"{front.get('restarts', 0)} restarts")
 
 
 def _e(value: Any) -> str:

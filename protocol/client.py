@@ -4,6 +4,7 @@ reply that carries its request id and drops stale ones left by an earlier timeou
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from protocol.wire import ERROR, REQUEST, Message, ProtocolError, decode, encode
 # Extra wait past the job deadline: the broker answers TIMEOUT itself at the deadline,
 # so this only matters when the broker is gone.
 REPLY_GRACE_SECONDS = 2.0
+POLL_SLICE_MS = 200  # how often a waiting call looks at its `gone` event
 
 
 class FarmUnreachable(RuntimeError):
@@ -37,8 +39,10 @@ class FarmClient:
         options: dict[str, Any] | None = None,
         arrays: Sequence[np.ndarray] = (),
         timeout: float = 30.0,
+        gone: threading.Event | None = None,
     ) -> Message:
-        """Send one job and wait for its REPLY or ERROR message."""
+        """Send one job and wait for its REPLY or ERROR message; FarmUnreachable at once when
+        ``gone`` is set (the caller learnt that the broker's process has ended)."""
         request = Message(
             REQUEST,
             uuid.uuid4().hex,
@@ -50,8 +54,10 @@ class FarmClient:
         self._socket.send_multipart(encode(request), copy=False)
         give_up = time.monotonic() + timeout + REPLY_GRACE_SECONDS
         while (remaining := give_up - time.monotonic()) > 0:
-            if not self._socket.poll(int(remaining * 1000) + 1):
-                break
+            if gone is not None and gone.is_set():
+                raise FarmUnreachable("the worker farm's supervisor is gone")
+            if not self._socket.poll(min(int(remaining * 1000) + 1, POLL_SLICE_MS)):
+                continue
             frames = self._socket.recv_multipart(copy=False)
             try:
                 reply = decode([f.buffer for f in frames])

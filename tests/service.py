@@ -7,15 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from protocol.client import FarmClient
 from protocol.endpoints import front_endpoint
+from protocol.wire import REPLY
 
 
 def free_port() -> int:
@@ -81,8 +86,9 @@ def _http_up(url: str) -> bool:
         return False
 
 
-def start_service(workdir: Path, model_dir: Path, **env: str) -> Service:
-    port = free_port()
+def start_service(workdir: Path, model_dir: Path, port: int | None = None, **env: str) -> Service:
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     runtime = workdir / "run"
     log_path = workdir / "service.log"
     environment = {
@@ -104,3 +110,49 @@ def start_service(workdir: Path, model_dir: Path, **env: str) -> Service:
             cwd=Path(__file__).resolve().parents[1],
         )
     return Service(process, f"http://127.0.0.1:{port}", "test-key", runtime, log_path)
+
+
+def sleep_job(service: Service, seconds: float, timeout: float = 20) -> str:
+    """One diagnostic job straight to the broker; returns 'ok' or the error code."""
+    client = FarmClient(front_endpoint(service.runtime))
+    try:
+        reply = client.call("sleep", {"seconds": seconds}, timeout=timeout)
+    finally:
+        client.close()
+    return "ok" if reply.kind == REPLY else reply.error["code"]
+
+
+def under_load(action: Callable[[], None], request: Callable[[], tuple[int, dict]],
+               until: Callable[[], bool], limit: float = 120,
+               threads: int = 4) -> list[tuple[int, dict]]:
+    """Keep `threads` clients busy from 1 s before `action` until `until()` holds (at
+    most `limit` seconds), then 1 s more; return every answer."""
+    stop = threading.Event()
+    answers: list[tuple[int, dict]] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            answers.append(request())
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(client) for _ in range(threads)]
+        time.sleep(1.0)
+        action()
+        end = time.monotonic() + limit
+        while not until() and time.monotonic() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        stop.set()
+        for future in futures:
+            future.result()
+    assert until(), "the condition under load was not reached"
+    return answers
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, service: Service) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{what} within {timeout}s\n{service.log()}")

@@ -11,19 +11,18 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from protocol.client import FarmClient
 from protocol.endpoints import front_endpoint
-from protocol.wire import BUSY, ERROR, REPLY
-from tests.service import Service, start_service
+from protocol.wire import BUSY, ERROR
+from tests.service import Service, sleep_job, start_service, under_load, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
@@ -39,55 +38,9 @@ def farm(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         assert running.stop() == 0, running.log()
 
 
-def sleep_job(service: Service, seconds: float, timeout: float = 20) -> str:
-    """One diagnostic job straight to the broker; returns 'ok' or the error code."""
-    client = FarmClient(front_endpoint(service.runtime))
-    try:
-        reply = client.call("sleep", {"seconds": seconds}, timeout=timeout)
-    finally:
-        client.close()
-    return "ok" if reply.kind == REPLY else reply.error["code"]
-
-
 def post_ocr(service: Service, image: bytes) -> tuple[int, dict]:
     response = service.post("/ocr", files={"file": ("i.jpg", image)})
     return response.status_code, response.json()
-
-
-def under_load(action: Callable[[], None], request: Callable[[], tuple[int, dict]],
-               until: Callable[[], bool], limit: float = 120,
-               threads: int = 4) -> list[tuple[int, dict]]:
-    """Keep `threads` clients busy from 1 s before `action` until `until()` holds (at
-    most `limit` seconds), then 1 s more; return every answer."""
-    stop = threading.Event()
-    answers: list[tuple[int, dict]] = []
-
-    def client() -> None:
-        while not stop.is_set():
-            answers.append(request())
-
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(client) for _ in range(threads)]
-        time.sleep(1.0)
-        action()
-        end = time.monotonic() + limit
-        while not until() and time.monotonic() < end:
-            time.sleep(0.2)
-        time.sleep(1.0)
-        stop.set()
-        for future in futures:
-            future.result()
-    assert until(), "the condition under load was not reached"
-    return answers
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, service: Service) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {timeout}s\n{service.log()}")
 
 
 def failures(answers: list[tuple[int, dict]]) -> list:

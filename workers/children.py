@@ -2,18 +2,22 @@
 
 Each is started with fork+exec (subprocess), never a bare fork, so no native runtime state
 is ever duplicated. A child that keeps dying is restarted with exponential backoff and
-reported as a crash loop instead of being spun.
+reported as a crash loop instead of being spun. Every child gets SIGTERM from the kernel the
+moment the supervisor dies (PR_SET_PDEATHSIG), however it dies: nothing is left holding the
+port or an NPU core for a new supervisor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger("mtai.supervisor")
 
@@ -21,6 +25,8 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 60.0
 STABLE_SECONDS = 60.0  # a child that lived this long is healthy again
 CRASH_LOOP_AFTER = 5
+GROUP_DRAIN = 30.0  # seconds the workers of a dead gunicorn master get to finish requests
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Child:
     argv: list[str]
     env: dict[str, str]
     group: bool = False  # own process group: its orphans die with it (gunicorn's workers)
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the listening socket)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     failures: int = 0
@@ -40,6 +47,9 @@ class Child:
     kill_at: float | None = None
     stopping: bool = False
     recycling: bool = False
+    last_exit: str = ""  # how the last process ended, for the status page
+    # process groups left by a dead leader, and when they get SIGKILL
+    orphans: dict[int, float] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -53,7 +63,8 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=self.group)
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=self.group,
+                                        pass_fds=self.pass_fds, preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
         self.kill_at = None
         log.info("started %s (pid %d)", self.name, self.process.pid)
@@ -64,10 +75,13 @@ class Child:
             return None
         status = self.process.returncode
         if self.group:
-            # A killed gunicorn master leaves workers that keep the port; they go with it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            # A dead gunicorn master leaves its workers: they stop accepting, finish the
+            # requests they hold (SIGTERM is gunicorn's graceful stop) and get SIGKILL if
+            # they are still there after GROUP_DRAIN.
+            self.orphans[self.process.pid] = time.monotonic() + GROUP_DRAIN
+            _signal_group(self.process.pid, signal.SIGTERM)
         self.process = None
+        self.last_exit = describe_status(status)
         if self.stopping:
             log.info("%s stopped (%s)", self.name, describe_status(status))
             return status
@@ -98,15 +112,42 @@ class Child:
             self.kill_at = time.monotonic() + grace
 
     def escalate(self) -> None:
-        if self.kill_at is not None and time.monotonic() >= self.kill_at and self.alive():
+        now = time.monotonic()
+        if self.kill_at is not None and now >= self.kill_at and self.alive():
             log.error("%s ignored SIGTERM; sending SIGKILL", self.name)
             self.signal(signal.SIGKILL)
             self.kill_at = None
+        for group, kill_at in list(self.orphans.items()):
+            if not _signal_group(group, 0):
+                del self.orphans[group]
+            elif now >= kill_at or self.stopping:
+                _signal_group(group, signal.SIGKILL)
+                del self.orphans[group]
 
     def signal(self, signum: int) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signum)
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Signal a process group; False once it has no member left."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal: treat the group as gone
+        return False
+    return True
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (Linux). preexec_fn is
+    unsafe with threads in the parent; the supervisor is single-threaded."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def describe_status(status: int) -> str:

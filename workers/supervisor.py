@@ -21,12 +21,13 @@ from typing import Any
 import zmq
 
 from models.runtime import resolve_backend
-from protocol.endpoints import back_endpoint, front_endpoint, runtime_dir
+from protocol.endpoints import back_endpoint, front_endpoint
+from protocol.settings import Settings
 from workers.broker import Broker
 from workers.children import Child
-from workers.config import Settings
 from workers.dispatch import Dispatcher
 from workers.identity import parse_worker_identity, worker_identity
+from workers.listener import PortUnavailable, open_listener
 from workers.memory import uss_bytes
 from workers.recycle import Recycler
 from workers.systemd import Notifier
@@ -38,13 +39,15 @@ KILL_GRACE = 3.0  # a hung worker gets SIGTERM, then SIGKILL this much later
 FRONT_STOP_GRACE = 30.0  # seconds gunicorn gets to finish its requests on shutdown
 WORKER_STOP_GRACE = 10.0
 MEMORY_CHECK_SECONDS = 15.0  # reading USS walks page tables (~8 ms per worker): cache it
+JOB_GRACE = 5.0  # seconds a job may overrun its deadline before its worker is killed
+HEARTBEAT_TIMEOUT = 10.0  # seconds an idle worker may stay silent before it is killed
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
 
 
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.runtime = runtime_dir(settings.http_port)
+        self.runtime = settings.runtime_dir
         self.started = time.time()
         self.signals: list[int] = []
         self.stopping = False
@@ -56,7 +59,8 @@ class Supervisor:
         self.recycler = Recycler()
         self.notifier = Notifier()
         self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
-        self.front_child = Child("http front", self._front_argv(), self._front_env(), group=True)
+        self.front_child = Child("http front", [], self._child_env(), group=True)
+        self.front_ready: set[int] = set()  # gunicorn worker pids serving for the current master
 
     @property
     def children(self) -> list[Child]:
@@ -64,12 +68,25 @@ class Supervisor:
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
-        self._setup()
-        for child in self.children:
-            child.start()
+        if not self.start():
+            return 1
         while not self.stopping:
             self.tick()
         return self.halt()
+
+    def start(self) -> bool:
+        """Take the port, bind the broker, start every child; False if the port stays taken."""
+        try:
+            self.listener = open_listener(self.settings.http_port)
+        except PortUnavailable as exc:
+            log.error("%s", exc)
+            return False
+        self.front_child.argv = self._front_argv()
+        self.front_child.pass_fds = (self.listener.fileno(),)
+        self._setup()
+        for child in self.children:
+            child.start()
+        return True
 
     def tick(self) -> None:
         self.poll(TICK_MS)
@@ -112,8 +129,8 @@ class Supervisor:
     def murder(self) -> None:
         """Replace workers that hang: a job past its deadline, or an idle worker gone silent
         (stopped, or wedged outside a job). A hung NPU call never returns by itself."""
-        overdue = self.broker.overdue(self.settings.job_grace)
-        silent = self.broker.silent(self.settings.heartbeat_timeout)
+        overdue = self.broker.overdue(JOB_GRACE)
+        silent = self.broker.silent(HEARTBEAT_TIMEOUT)
         hung = [(i, "ran past its job deadline") for i in overdue]
         hung += [(i, "stopped heartbeating") for i in silent]
         for identity, why in hung:
@@ -131,14 +148,16 @@ class Supervisor:
                 child.argv = self._worker_argv(slot)
                 child.start()
         if self.front_child.due():
+            self.front_ready.clear()
             self.front_child.start()
 
     def housekeep(self) -> None:
         """Idle timer and memory watermark: both only queue a rolling recycle."""
         idle_for = time.monotonic() - self.broker.last_job_at
+        idle_limit = self.settings.idle_recycle_seconds
         if idle_for < 1.0:
             self.idle_recycled = False
-        elif 0 < self.settings.idle_recycle <= idle_for and not self.idle_recycled:
+        elif idle_limit is not None and idle_limit <= idle_for and not self.idle_recycled:
             self.idle_recycled = True
             self.recycle(f"idle for {idle_for:.0f}s (SERVER_RESTART_TIME)")
         now = time.monotonic()
@@ -146,15 +165,20 @@ class Supervisor:
             self.memory_checked = now
             for slot, child in enumerate(self.workers):
                 used = self.memory[slot] = uss_bytes(child.pid) if child.pid else None
-                if self.settings.memory_limit and used and used > self.settings.memory_limit:
+                limit = self.settings.memory_limit_bytes
+                if limit and used and used > limit:
                     reason = f"USS {used >> 20} MB over MAX_WORKER_MEMORY_MB"
                     self.recycler.request([slot], reason)
 
     def notify(self) -> None:
+        """READY=1 once every worker is ready and the front serves; STATUS= otherwise."""
         ready, queued = len(self.broker.workers), len(self.broker.dispatch.queue)
         jobs = self.broker.stats.totals()["jobs"]
         line = f"{ready}/{len(self.workers)} workers ready, queue {queued}, {jobs} jobs"
-        if not self.announced and ready >= len(self.workers):
+        if not self.front_ready:
+            line += ", HTTP front " + ("in a crash loop" if self.front_child.crash_loop
+                                       else "starting")
+        if not self.announced and ready >= len(self.workers) and self.front_ready:
             self.announced = True
             self.notifier.ready(line)
             log.info("all %d workers ready", ready)
@@ -179,8 +203,10 @@ class Supervisor:
         self._wait_for(self.workers, WORKER_STOP_GRACE)
         for child in self.children:
             child.signal(signal.SIGKILL)
+            child.escalate()  # stopping: what is left of dead fronts' groups goes too
             if child.process is not None:
                 child.process.wait()
+        self.listener.close()
         self.context.destroy(linger=0)
         log.info("stopped")
         return 0
@@ -203,7 +229,8 @@ class Supervisor:
             socket.setsockopt(zmq.LINGER, 0)
         self.front.bind(front_endpoint(self.runtime))
         self.back.bind(back_endpoint(self.runtime))
-        controls = {"status": self.status, "recycle": lambda options: self.recycle("/restart_v2")}
+        controls = {"status": self.status, "recycle": lambda options: self.recycle("/restart_v2"),
+                    "front_ready": self.on_front_ready}
         self.broker = Broker(self.front, self.back, Dispatcher(self.settings.queue_size), controls)
         self.wake_r, wake_w = os.pipe()
         for fd in (self.wake_r, wake_w):
@@ -218,6 +245,17 @@ class Supervisor:
         log.info("broker on %s; %d workers, backend %s", self.runtime, len(self.workers),
                  self.backend)
 
+    def on_front_ready(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A gunicorn worker of the current master has loaded the app and serves."""
+        master, pid = options.get("master"), options.get("pid")
+        current = master == self.front_child.pid and isinstance(pid, int)
+        if current and not self.front_ready:
+            log.info("HTTP front serving on port %d (master pid %s)", self.settings.http_port,
+                     master)
+        if current:
+            self.front_ready.add(pid)
+        return {"current": current}
+
     def _queue_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
 
@@ -229,34 +267,39 @@ class Supervisor:
              "crash_loop": c.crash_loop, "uss_bytes": self.memory.get(slot)}
             for slot, c in enumerate(self.workers)
         ]
-        farm["front"] = {"pid": self.front_child.pid, "restarts": self.front_child.restarts}
+        front = self.front_child
+        farm["front"] = {"pid": front.pid, "restarts": front.restarts,
+                         "crash_loop": front.crash_loop, "last_exit": front.last_exit,
+                         "serving": len(self.front_ready), "processes": self.settings.http_workers}
         farm.update(backend=self.backend, uptime=round(time.time() - self.started),
                     recycling=self.recycler.busy, recycled=self.recycler.completed)
         return farm
 
     def _worker_child(self, slot: int) -> Child:
-        return Child(f"worker {slot}", self._worker_argv(slot), _child_env())
+        return Child(f"worker {slot}", self._worker_argv(slot), self._child_env())
 
     def _worker_argv(self, slot: int) -> list[str]:
         """Resolved at every start: `auto` becomes rknn once models are converted."""
-        self.backend = resolve_backend(self.settings.backend)
+        self.backend = resolve_backend(self.settings.backend, self.settings.model_dir)
         argv = [
             sys.executable, "-m", "workers.worker",
             "--endpoint", back_endpoint(self.runtime),
             "--slot", str(slot), "--core", str(slot),
             "--backend", self.backend,
         ]
-        if self.settings.cpu_threads:
-            argv += ["--threads", str(self.settings.cpu_threads)]
         return argv
 
     def _front_argv(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "--config", "python:frontend.gunicorn_conf",
-                "frontend.wsgi:app"]
+                "--bind", f"fd://{self.listener.fileno()}", "frontend.wsgi:app"]
 
-    def _front_env(self) -> dict[str, str]:
-        # MTAI_FARM_ENDPOINT is internal: how the front finds this broker.
-        return {**_child_env(), "MTAI_FARM_ENDPOINT": front_endpoint(self.runtime)}
+    def _child_env(self) -> dict[str, str]:
+        """Our environment minus systemd's notify variables (only the supervisor may say READY:
+        gunicorn would announce itself the moment it listens, before any worker is up), plus
+        the validated settings, which children read instead of the environment."""
+        private = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+        base = {k: v for k, v in os.environ.items() if k not in private}
+        return self.settings.child_env(base)
 
 
 def _guarded(step: Callable[[], None]) -> None:
@@ -266,13 +309,6 @@ def _guarded(step: Callable[[], None]) -> None:
         step()
     except Exception:
         log.exception("broker step failed; carrying on")
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment minus systemd's notify variables: only the supervisor may say READY
-    (gunicorn would announce itself the moment it listens, before any worker is up)."""
-    private = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-    return {k: v for k, v in os.environ.items() if k not in private}
 
 
 def _drain(fd: int) -> None:
