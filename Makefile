@@ -14,7 +14,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make run     install what is missing, fetch models, serve on :$${HTTP_PORT:-8060}"
-	@echo "make test    install what is missing, fetch models, run the test suite"
+	@echo "make test    install what is missing, fetch models, run the whole test suite"
+	@echo "make test-fast  the unit tier only (no service, simulator, installer or browser)"
 	@echo "make lint    ruff over the tree"
 	@echo "make models  fetch and verify the OCR models into MODEL_DIR"
 	@echo "make models-clip  fetch the Chinese-CLIP models (about 700 MB)"
@@ -27,6 +28,10 @@ run: models
 
 test: models test-deps toolkit
 	$(BIN)/python -m pytest
+
+# The tiers are pytest markers (setup.cfg): everything unmarked, in well under two minutes.
+test-fast: models
+	$(BIN)/python -m pytest -m "not (service or simulator or install or browser)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

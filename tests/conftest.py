@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.fetch import fetch_ocr
-from models.manifest import default_model_dir
+from protocol.settings import Settings
 from tests.clip_fixtures import install_tiny
 from tests.service import Service, start_service
 
@@ -26,7 +26,7 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """MODEL_DIR if set, else the development default; the real fetch runs (idempotent)."""
-    directory = default_model_dir()
+    directory = Settings.from_env().model_dir
     fetch_ocr(directory, progress=lambda message: None)
     return directory
 
@@ -51,3 +51,20 @@ def service(full_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         code = running.stop()
         assert code == 0, f"service exited with {code}:\n{running.log()}"
+
+
+# Fixtures that start real processes, and the tier a test using them must be marked with.
+PROCESS_FIXTURES = {"service": "service", "farm": "service"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast tier must stay fast: a test that starts the service without saying so is a
+    collection error, not a surprise in `make test-fast`."""
+    unmarked = [
+        item.nodeid for item in items
+        for fixture, tier in PROCESS_FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(tier) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests start the service but are not marked `service`: "
+                                + ", ".join(unmarked))

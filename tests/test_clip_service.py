@@ -14,7 +14,7 @@ import requests
 from tests.clip_fixtures import MIN_COSINE, cosine, reference
 from tests.service import Service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.service
 VECTOR_STRING = re.compile(r"-?\d+\.\d{16}")
 
 

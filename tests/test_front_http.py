@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.service import Service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.service
 FUZZ_CORPUS = Path(__file__).parent / "fixtures" / "fuzz"
 OCR_ENTRIES = {"ocr": {
     "detection": {"modelName": "PP-OCRv5_mobile", "options": {"minScore": 0.5,

@@ -26,6 +26,8 @@ from models.convert import toolkit
 from models.convert.convert import ConversionError, Samples, convert_family
 from tests.clip_fixtures import IMAGE_ONNX, VOCAB, cosine, front_pixels, install_tiny
 
+pytestmark = pytest.mark.simulator
+
 if platform.machine() != "x86_64":  # Rockchip's x86 simulator; on the board these cannot run
     pytest.importorskip("rknn.api")
 

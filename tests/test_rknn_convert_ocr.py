@@ -28,6 +28,8 @@ from models.ocr.profile import ShapeProfile
 from models.runtime.static import StaticSession
 from tests.rknn_fixtures import ocr_with_profile
 
+pytestmark = pytest.mark.simulator
+
 if platform.machine() != "x86_64":  # Rockchip's x86 simulator; on the board these cannot run
     pytest.importorskip("rknn.api")
 

@@ -14,7 +14,7 @@ import requests
 
 from tests.service import Service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.service
 
 
 def ocr(service: Service, path: Path) -> dict:

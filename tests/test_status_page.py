@@ -12,7 +12,7 @@ import pytest
 
 from tests.service import Service
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.service, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
