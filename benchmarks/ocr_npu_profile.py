@@ -79,7 +79,7 @@ OLD_CANVASES = ((736, 736), (736, 992), (992, 736), (736, 1312), (1312, 736))
 R5 = (320, 480, 640, 960, 1280)
 PHOTO_SIZES = {"4:3 2000": (1500, 2000), "3:2 2000": (1333, 2000), "16:9 2000": (1125, 2000),
                "4:3 1440": (1080, 1440), "3:4 2000": (2000, 1500),
-               "5:4 1700": (1360, 1700), "4:1 pano": (500, 2000)}  # fmt: skip
+               "5:4 1700": (1360, 1700), "4:1 pano": (500, 2000)}
 
 
 PHOTO_LADDER = merged(canvas_ladder(1984), photo_canvases())
@@ -287,7 +287,7 @@ def main() -> None:
         if profile is not None:
             mpx = sum(h * w for h, w in profile.det_canvases) / 1e6
             print(f"{name:10s} det {len(profile.det_canvases):3d} shapes {mpx:6.1f} Mpx,"
-                  f" rec {len(profile.rec_widths):3d} widths")  # fmt: skip
+                  f" rec {len(profile.rec_widths):3d} widths")
     for name in names:
         if name in CANDIDATES and CANDIDATES[name] is not None:
             allowed = CANDIDATES[name].shapes()

@@ -81,12 +81,12 @@ def check_system(root: Path) -> tuple[list[Finding], str | None, str | None]:
     if soc:
         cores = npu_cores(soc)
         found.append(Finding(OK, "SoC", f"{soc} ({board or 'board unknown'}), {cores} NPU core"
-                                        f"{'s' if cores > 1 else ''}"))  # fmt: skip
+                                        f"{'s' if cores > 1 else ''}"))
     else:
         raw, why = _read(compatible)
         names = raw.replace("\0", " ").strip() if raw else f"/proc/device-tree/compatible {why}"
         found.append(Finding(INFO, "SoC", f"no supported Rockchip SoC ({names}); the CPU "
-                                          "backend (onnxruntime) serves"))  # fmt: skip
+                                          "backend (onnxruntime) serves"))
     debug = root / "sys/kernel/debug/rknpu"
     version, why = _read(debug / "version")
     if version:
@@ -115,7 +115,7 @@ def check_models(model_dir: Path, rt_version: str | None) -> list[Finding]:
     found: list[Finding] = []
     for family in ONNX_FAMILIES:
         found.append(_verify(f"models {family}", family_dir(model_dir, family),
-                             f"mtai models fetch {family}"))  # fmt: skip
+                             f"mtai models fetch {family}"))
     for root in sorted(Path(model_dir).glob(f"{RKNN_DIR_PREFIX}*")):
         for manifest in sorted(root.glob(f"*/{MANIFEST_NAME}")):
             directory = manifest.parent
@@ -141,7 +141,7 @@ def _verify(topic: str, directory: Path, fix: str) -> Finding:
 
 
 def _build_findings(topic: str, directory: Path, model_dir: Path,
-                    rt_version: str | None) -> list[Finding]:  # fmt: skip
+                    rt_version: str | None) -> list[Finding]:
     try:
         record = BuildRecord.load(directory / BUILD_NAME)
     except ManifestError as exc:
@@ -174,7 +174,7 @@ def diagnose(model_dir: Path, root: Path = Path("/"), configured: str = "auto") 
     # an NPU board left on the CPU is a problem, unless the user chose a backend on purpose
     unused = soc is not None and choice.backend != "rknn" and configured == "auto"
     found.append(Finding(PROBLEM if unused else OK, "BACKEND=auto",
-                         f"{choice.backend}: {choice.reason}"))  # fmt: skip
+                         f"{choice.backend}: {choice.reason}"))
     if configured != "auto":
         found.append(Finding(INFO, "BACKEND", f"set to {configured} in the environment"))
     return found

@@ -89,7 +89,7 @@ class FakeRKNNLite:
         return 0
 
     def inference(self, inputs: list[np.ndarray], data_format: Any = None,
-                  inputs_pass_through: Any = None) -> list[np.ndarray] | None:  # fmt: skip
+                  inputs_pass_through: Any = None) -> list[np.ndarray] | None:
         if self._session is None or self.released or self.inference_fails or len(inputs) != 1:
             return None
         array = np.asarray(inputs[0])

@@ -23,7 +23,7 @@ COMPATIBLE_RK3588 = b"rockchip,rk3588s-orangepi-5\0rockchip,rk3588\0"
 
 
 def fake_convert(model_dir: Path, family: str, target: str = "rk3588",
-                 toolkit: str = "2.5.0") -> Path:  # fmt: skip
+                 toolkit: str = "2.5.0") -> Path:
     """Write ``<model_dir>/rknn-<target>/<family>``; return ``<model_dir>/rknn-<target>``."""
     source = family_dir(model_dir, family)
     manifest = Manifest.load(source / MANIFEST_NAME)
@@ -47,7 +47,7 @@ def fake_convert(model_dir: Path, family: str, target: str = "rk3588",
 
 
 def device_tree(root: Path, compatible: bytes = COMPATIBLE_RK3588,
-                model: bytes = b"Orange Pi 5\0") -> Path:  # fmt: skip
+                model: bytes = b"Orange Pi 5\0") -> Path:
     """A fake /proc/device-tree under ``root``; returns the compatible file."""
     tree = root / "proc" / "device-tree"
     tree.mkdir(parents=True, exist_ok=True)

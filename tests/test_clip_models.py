@@ -39,7 +39,7 @@ def test_install_writes_a_manifest_the_loader_trusts(tmp_path: Path):
     image, text, vocab = (manifest.models[r] for r in ("image", "text", "vocab"))
     assert (image.input_name, image.layout, image.dtype, image.shape) == (
         "image", "NCHW", "float32", (1, 3, 224, 224)
-    )  # fmt: skip
+    )
     assert image.preprocess == IMAGE_PREPROCESS and not image.mean_std_folded
     assert (text.input_name, text.dtype, text.shape) == ("text", "int64", (1, 52))
     assert image.sha256 == sha256_file(IMAGE_ONNX) and text.sha256 == sha256_file(TEXT_ONNX)
@@ -113,7 +113,7 @@ def test_pinned_digest_mismatch_is_refused(tmp_path: Path):
         install_clip_files(
             tmp_path, IMAGE_ONNX, TEXT_ONNX, VOCAB, expected={"image": "0" * 64},
             progress=lambda _: None,
-        )  # fmt: skip
+        )
 
 
 def test_reinstall_over_an_installed_copy(tmp_path: Path):
@@ -125,11 +125,11 @@ def test_reinstall_over_an_installed_copy(tmp_path: Path):
     install_clip_files(
         tmp_path, staged / "image.onnx", staged / "text.onnx", staged / "vocab.txt",
         move=True, progress=lambda _: None,
-    )  # fmt: skip
+    )
     assert not any(staged.iterdir())  # moved
     Manifest.load(target / MANIFEST_NAME).verify(target)
     install_clip_files(  # installing the installed files onto themselves is a no-op copy
         tmp_path, target / IMAGE_FILE, target / TEXT_FILE, target / VOCAB_FILE,
         progress=lambda _: None,
-    )  # fmt: skip
+    )
     Manifest.load(target / MANIFEST_NAME).verify(target)

@@ -59,7 +59,7 @@ def test_conversion_passes_its_own_check_and_records_it(converted):
     assert manifest["vocab"]["file"] == "vocab.txt" and (directory / "vocab.txt").is_file()
     build = json.loads((directory / "build.json").read_text())["models"]["image"]
     assert build["plan"]["mean_values"] == pytest.approx([0.48145466 * 255, 0.4578275 * 255,
-                                                          0.40821073 * 255])  # fmt: skip
+                                                          0.40821073 * 255])
     assert build["check"]["passed"]
     assert (directory / "vit-b-16.img.rknn").read_bytes()[:4] == b"RKNN"
 
@@ -71,7 +71,7 @@ def test_simulator_backend_matches_onnx_on_photos(converted, shared: Path):
     tensor = sim.image.prepare(np.zeros((224, 224, 3), np.uint8))
     assert (tensor.shape, tensor.dtype) == ((1, 224, 224, 3), np.uint8)
     scores = [cosine(sim.image(front_pixels(p)), cpu.image(front_pixels(p)))
-              for p in sorted((shared / "testdata/photos").iterdir())]  # fmt: skip
+              for p in sorted((shared / "testdata/photos").iterdir())]
     assert min(scores) >= 0.999, scores
     for text in ("一只猫", "red car at night"):
         assert cosine(sim.text()(text), cpu.text()(text)) >= 0.999

@@ -51,7 +51,7 @@ def image_model(model_dir: Path) -> Path:
     ("rk3588", 0, 1), ("rk3588", 1, 2), ("rk3588", 2, 4),
     ("rk3576", 1, 2), ("rk3576", 2, 1),  # two cores: worker 2 wraps to core 0
     ("rk3566", 1, None), ("rk3562", 0, None),  # one core: no mask passed at all
-])  # fmt: skip
+])
 def test_each_worker_core_gets_its_mask(clip_dir, fake, monkeypatch, soc, core, mask):
     monkeypatch.setattr(fake, "soc", soc)
     session = RknnSession(image_model(clip_dir), core=core, soc=soc)
@@ -103,7 +103,7 @@ def test_missing_rknnlite_says_how_to_install(clip_dir, monkeypatch):
     ({"image": np.zeros((1, 224, 224, 3), np.float32)}, r"built for uint8 input \(mean/std folded"),
     ({"pixels": np.zeros((1, 224, 224, 3), np.uint8)}, r"takes input \['image'\]"),
     ({"image": np.zeros((2, 224, 224, 3), np.uint8)}, "static shapes only"),
-])  # fmt: skip
+])
 def test_feeds_that_do_not_match_the_build_are_refused(clip_dir, fake, feed, message):
     """NCHW data for an NHWC model, normalised floats for a folded model: refused, not run."""
     session = RknnSession(image_model(clip_dir), core=0, soc="rk3588")

@@ -81,14 +81,14 @@ def fetch(
             install_clip_files(
                 model_dir, files["image"], files["text"], vocab,
                 sources=urls, expected=PINNED, move=True, progress=progress,
-            )  # fmt: skip
+            )
         except ModelIntegrityError as exc:
             raise FetchError(f"{exc}\n(downloaded from {base})") from exc
     unpinned = [name for role, name in (("image", IMAGE_FILE), ("text", TEXT_FILE))
-                if not PINNED[role]]  # fmt: skip
+                if not PINNED[role]]
     if unpinned:
         progress(f"{' and '.join(unpinned)}: no published sha256; the digests above are now "
-                 f"recorded in {target / MANIFEST_NAME} and checked at every load")  # fmt: skip
+                 f"recorded in {target / MANIFEST_NAME} and checked at every load")
     progress(f"Chinese-CLIP ready in {target}")
     return target
 
@@ -209,7 +209,7 @@ def _export(model_dir: Path, checkpoint: Path, progress: Progress) -> Path:
             install_clip_files(
                 model_dir, *files, move=True, progress=progress,
                 sources={"image": source, "text": source, "vocab": "package:cn_clip"},
-            )  # fmt: skip
+            )
         except ModelIntegrityError as exc:
             raise FetchError(f"the export gave unusable files: {exc}") from exc
     progress(f"Chinese-CLIP exported and ready in {target}")

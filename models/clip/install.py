@@ -61,17 +61,17 @@ def clip_manifest(sha256: Mapping[str, str], sources: Mapping[str, str]) -> Mani
         file=IMAGE_FILE, source=sources["image"], sha256=sha256["image"], input_name="image",
         layout="NCHW", dtype="float32", shape=(1, 3, IMAGE_SIZE, IMAGE_SIZE),
         mean_std_folded=False, preprocess=IMAGE_PREPROCESS,
-    )  # fmt: skip
+    )
     text = ModelSpec(
         file=TEXT_FILE, source=sources["text"], sha256=sha256["text"], input_name="text",
         layout="NL", dtype="int64", shape=(1, CONTEXT_LENGTH), mean_std_folded=False,
         preprocess=NO_PIXELS,
-    )  # fmt: skip
+    )
     vocab = ModelSpec(
         file=VOCAB_FILE, source=sources["vocab"], sha256=sha256["vocab"], input_name="",
         layout="lines", dtype="utf-8", shape=(VOCAB_SIZE,), mean_std_folded=False,
         preprocess=NO_PIXELS,
-    )  # fmt: skip
+    )
     return Manifest(family=FAMILY, models={"image": image, "text": text, "vocab": vocab})
 
 

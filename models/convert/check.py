@@ -49,11 +49,11 @@ class CheckResult:
         verdict = "pass" if self.passed else "FAIL"
         digits = 6 if self.metric.endswith("cosine") else 4
         return (f"{self.role}: {self.metric} {self.value:.{digits}f} (needs >= {self.threshold}) "
-                f"{verdict}; {self.detail}")  # fmt: skip
+                f"{verdict}; {self.detail}")
 
     def as_json(self) -> dict[str, object]:
         return {"metric": self.metric, "value": round(self.value, 6), "threshold": self.threshold,
-                "passed": self.passed, "detail": self.detail}  # fmt: skip
+                "passed": self.passed, "detail": self.detail}
 
 
 def match_lines(reference: Sequence, candidate: Sequence, tolerance: float) -> int:
@@ -74,7 +74,7 @@ def match_lines(reference: Sequence, candidate: Sequence, tolerance: float) -> i
 
 
 def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
-              samples: Sequence[Sample], progress: Progress) -> CheckResult:  # fmt: skip
+              samples: Sequence[Sample], progress: Progress) -> CheckResult:
     """Line agreement ``2 * matched / (reference lines + candidate lines)`` over all samples."""
     started = time.monotonic()
     matched = ref_total = cand_total = 0
@@ -89,17 +89,17 @@ def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
         if hits < max(len(ref), len(cand)):
             worst.append(f"{name}: {hits} of {len(ref)}/{len(cand)}")
         progress(f"  [{index}/{len(samples)}] {name}: {hits} of {len(ref)} lines agree"
-                 f"{'' if len(cand) == len(ref) else f' ({len(cand)} read)'}")  # fmt: skip
+                 f"{'' if len(cand) == len(ref) else f' ({len(cand)} read)'}")
     if ref_total + cand_total == 0:
         raise ValueError("the OCR samples hold no text for either side: the check would prove "
-                         "nothing; give images with text")  # fmt: skip
+                         "nothing; give images with text")
     value = 2 * matched / (ref_total + cand_total)
     detail = (f"{matched} lines agree of {ref_total} (onnxruntime) and {cand_total} (simulator) "
-              f"on {len(samples)} images")  # fmt: skip
+              f"on {len(samples)} images")
     if worst:
         detail += "; differing: " + ", ".join(worst[:8])
     return CheckResult("det+cls+rec", "line agreement", value, OCR_MIN_AGREEMENT, detail,
-                       time.monotonic() - started)  # fmt: skip
+                       time.monotonic() - started)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,10 +119,10 @@ def check_vectors(
         scores.append((cosine(reference(item), candidate(item)), name))
     value, name = min(scores)
     progress(f"  {role}: cosine min {value:.6f}, mean {np.mean([s for s, _ in scores]):.6f} "
-             f"over {len(scores)} samples")  # fmt: skip
+             f"over {len(scores)} samples")
     detail = f"{len(scores)} samples, lowest on {name}"
     return CheckResult(role, "min cosine", value, CLIP_MIN_COSINE, detail,
-                       time.monotonic() - started)  # fmt: skip
+                       time.monotonic() - started)
 
 
 def load_ocr_pair(model_dir: Path, candidate_root: Path) -> tuple[Callable, Callable]:
@@ -139,4 +139,4 @@ def load_clip_pair(model_dir: Path, candidate_root: Path) -> tuple[object, objec
     from models.clip import ClipModels
 
     return (ClipModels.load(model_dir, backend="onnx"),
-            ClipModels.load(candidate_root, backend="rknn-sim"))  # fmt: skip
+            ClipModels.load(candidate_root, backend="rknn-sim"))

@@ -74,7 +74,7 @@ def available_families(model_dir: Path) -> list[str]:
 def convert_family(
     model_dir: Path, family: str, target: str = "rk3588", *, sample_dirs: Samples | None = None,
     progress: Progress = print, release: bool = True,
-) -> FamilyReport:  # fmt: skip
+) -> FamilyReport:
     """Convert, check and publish one family for one target; ConversionError if not written.
 
     ``release=False`` keeps this process's builds for later ``rknn-sim`` sessions (tests; the
@@ -93,7 +93,7 @@ def convert_family(
     stage = staging / family
     stage.mkdir()
     report = FamilyReport(family, target, rknn_root(model_dir, target) / family, version,
-                          warnings=list(warnings))  # fmt: skip
+                          warnings=list(warnings))
     for line in warnings:
         progress(f"warning: {line}")
     try:
@@ -104,7 +104,7 @@ def convert_family(
         record = _build_all(plans, family, target, version, source, stage, report, progress)
         record.save(stage / BUILD_NAME)
         report.checks, idle = _self_check(family, model_dir, staging, record,
-                                          sample_dirs or Samples(), progress)  # fmt: skip
+                                          sample_dirs or Samples(), progress)
         failed = [c for c in report.checks if not c.passed]
         if failed:
             raise ConversionError(
@@ -122,7 +122,7 @@ def convert_family(
 
 
 def _build_all(plans: list[RolePlan], family: str, target: str, version: str, source: Path,
-               stage: Path, report: FamilyReport, progress: Progress) -> BuildRecord:  # fmt: skip
+               stage: Path, report: FamilyReport, progress: Progress) -> BuildRecord:
     """Build and export every role into ``stage``; write its manifest; return the record."""
     specs, entries = {}, {}
     parted = {base_role(p.role) for p in plans if p.role != base_role(p.role)}
@@ -133,7 +133,7 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
             continue
         shapes = len(item.plan.shapes)
         progress(f"{family}/{item.role}: building {item.spec.file} for {target} (fp16, "
-                 f"{shapes} input shape{'s' if shapes > 1 else ''})")  # fmt: skip
+                 f"{shapes} input shape{'s' if shapes > 1 else ''})")
         onnx_path = source / item.source.file
         try:
             with _ticking(progress, f"{family}/{item.role}"):
@@ -161,14 +161,14 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
         progress(f"{family}/{item.role}: built in {built.seconds:.1f} s ({size:.1f} MB)")
         if built.cpu_operators:
             progress(f"{family}/{item.role}: no NPU kernel, run on the CPU by the runtime: "
-                     f"{', '.join(built.cpu_operators)}")  # fmt: skip
+                     f"{', '.join(built.cpu_operators)}")
         origin = (f"convert:{item.plan.onnx} sha256:{item.plan.onnx_sha256} "
-                  f"rknn-toolkit2=={version} {target} fp16")  # fmt: skip
+                  f"rknn-toolkit2=={version} {target} fp16")
         specs[item.role] = replace(item.spec, sha256=sha256_file(target_file), source=origin)
         entries[item.role] = BuildEntry(
             file=item.spec.file, plan=item.plan, metadata=_onnx_metadata(onnx_path),
             warnings=[f"CPU fallback: {op}" for op in built.cpu_operators],
-        )  # fmt: skip
+        )
     Manifest(family=family, models=specs).save(stage / MANIFEST_NAME)
     return BuildRecord(family=family, target=target, toolkit=version, models=entries)
 
@@ -183,7 +183,7 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
 
 def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord,
                 sample_dirs: Samples, progress: Progress
-                ) -> tuple[list[check.CheckResult], list[str]]:  # fmt: skip
+                ) -> tuple[list[check.CheckResult], list[str]]:
     """The checks' results, and the parts no sample needed (built, never run)."""
     converted = [role for role, e in record.models.items() if not e.kept_onnx]
     if not converted:
@@ -200,17 +200,17 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
             idle = _parts_not_run(candidate, record)
             if idle:
                 progress(f"{family}: no sample needed a shape of {', '.join(idle)}: built from "
-                         "the same plans as the parts checked, not run")  # fmt: skip
+                         "the same plans as the parts checked, not run")
             return [result], idle
         photos, origin = samples.clip_samples(sample_dirs.clip)
         progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
         reference, candidate = check.load_clip_pair(model_dir, staging)
         results = [check.check_vectors("image", reference.image, candidate.image, photos,
-                                       progress)]  # fmt: skip
+                                       progress)]
         if "text" in converted:
             texts = [(text, text) for text in samples.CLIP_TEXTS]
             results.append(check.check_vectors(
-                "text", reference.text(), candidate.text(), texts, progress))  # fmt: skip
+                "text", reference.text(), candidate.text(), texts, progress))
         return results, []
     except (toolkit.ToolkitError, ValueError) as exc:
         raise ConversionError(f"{family}: the self-check could not run: {exc}") from exc
@@ -223,12 +223,12 @@ def _parts_not_run(pipeline: OcrPipeline, record: BuildRecord) -> list[str]:
         router = model.session
         if isinstance(router, ShapeRouter):
             idle += [record.role_of(file) for i, (file, _) in enumerate(router.parts)
-                     if i not in router.used]  # fmt: skip
+                     if i not in router.used]
     return sorted(idle)
 
 
 def _with_checks(record: BuildRecord, results: list[check.CheckResult],
-                 idle: Sequence[str] = ()) -> BuildRecord:  # fmt: skip
+                 idle: Sequence[str] = ()) -> BuildRecord:
     """The record with each check's figures on the roles it covers; ``idle`` parts get them
     marked ``"run": false``."""
     models = dict(record.models)

@@ -61,7 +61,7 @@ def relative(source_dir: Path, file: str, converted_dir: Path) -> str:
 def family_plan(
     family: str, specs: dict[str, ModelSpec], sha256: dict[str, str], target: str,
     source_dir: Path, converted_dir: Path,
-) -> list[RolePlan]:  # fmt: skip
+) -> list[RolePlan]:
     """The plans of every role of ``family`` (``ocr`` or ``clip``)."""
     planners = {"ocr": _ocr_role, "clip": _clip_role}
     if family not in planners:
@@ -75,11 +75,11 @@ def family_plan(
 
 def _base(spec: ModelSpec, onnx: str, digest: str, target: str,
           shapes: list[list[int]] | tuple[tuple[int, ...], ...], **folded: tuple[float, ...]
-          ) -> BuildPlan:  # fmt: skip
+          ) -> BuildPlan:
     return BuildPlan(
         onnx=onnx, onnx_sha256=digest, target=target, input_name=spec.input_name,
         shapes=tuple(tuple(int(d) for d in s) for s in shapes), **folded,
-    )  # fmt: skip
+    )
 
 
 def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> list[RolePlan]:
@@ -129,7 +129,7 @@ def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) 
 def _clip_image(spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
     if spec.layout != "NCHW" or spec.mean_std_folded or len(spec.shape) != 4:
         raise PlanError(f"clip/image: expected an NCHW float model with mean/std outside, got "
-                        f"{spec.layout} {spec.dtype}, folded={spec.mean_std_folded}")  # fmt: skip
+                        f"{spec.layout} {spec.dtype}, folded={spec.mean_std_folded}")
     recipe = spec.preprocess
     mean = tuple(m / recipe.scale for m in recipe.mean)  # in 0..255 pixel units
     std = tuple(s / recipe.scale for s in recipe.std)
@@ -138,5 +138,5 @@ def _clip_image(spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePla
     converted = replace(
         spec, file=rknn_name(spec.file), layout="NHWC", dtype="uint8", shape=(n, h, w, c),
         mean_std_folded=True,
-    )  # fmt: skip
+    )
     return RolePlan("image", spec, plan, converted)

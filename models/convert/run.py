@@ -42,7 +42,7 @@ def terminal_progress(stream: TextIO | None = None) -> Progress:
 def convert_models(
     model_dir: Path, families: Sequence[str], targets: Sequence[str],
     sample_dirs: Samples | None = None, progress: Progress | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Convert each family for each target; 0 when all were written, 1 otherwise."""
     say = progress or terminal_progress()
     chosen = list(families) or available_families(model_dir)
@@ -57,7 +57,7 @@ def convert_models(
             say(f"== {family} for {target} ==")
             try:
                 reports.append(convert_family(model_dir, family, target, progress=say,
-                                              sample_dirs=sample_dirs or Samples()))  # fmt: skip
+                                              sample_dirs=sample_dirs or Samples()))
             except (ConversionError, ModelNotInstalled, ModelIntegrityError, ManifestError) as exc:
                 failures.append(f"{family} for {target}: {exc}")
                 say(f"mtai convert: {exc}")

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 CLIP_TEXTS = ("一只猫", "海边的日落", "红色的汽车", "a dog on the grass", "山上的雪", "生日蛋糕")
 _LINES = ("Invoice 2024-05-17", "TOTAL 128.50 EUR", "Hello World", "RK3588 NPU", "mtai 0.1",
-          "Quick brown fox 42", "SALE -30%", "Station 7 Platform B")  # fmt: skip
+          "Quick brown fox 42", "SALE -30%", "Station 7 Platform B")
 
 
 def image_files(directory: Path) -> list[Path]:
@@ -66,7 +66,7 @@ def synthetic_text_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
             scale = float(rng.uniform(0.7, 1.6))
             colour = tuple(int(v) for v in rng.integers(0, 90, 3))
             cv2.putText(page, text, (int(rng.integers(10, 60)), y), cv2.FONT_HERSHEY_SIMPLEX,
-                        scale, colour, 2, cv2.LINE_AA)  # fmt: skip
+                        scale, colour, 2, cv2.LINE_AA)
             y += int(45 * scale) + int(rng.integers(10, 40))
         images.append(page[::-1, ::-1].copy() if index % 3 == 2 else page)
     return images

@@ -70,7 +70,7 @@ def toolkit_version() -> tuple[str, list[str]]:
     warnings = []
     if found != TESTED_VERSION:
         warnings.append(f"rknn-toolkit2 {found} is not the tested {TESTED_VERSION}; the "
-                        "self-check still decides whether a model is written")  # fmt: skip
+                        "self-check still decides whether a model is written")
     return found, warnings
 
 
@@ -99,7 +99,7 @@ def quiet(log_path: Path | None) -> Iterator[Path]:
     saved = os.dup(1), os.dup(2)
     streams = sys.stdout, sys.stderr
     handlers = [h for h in logging.getLogger(TOOLKIT_LOGGER).handlers
-                if isinstance(h, logging.StreamHandler)]  # fmt: skip
+                if isinstance(h, logging.StreamHandler)]
     try:
         with open(log_path, "a", encoding="utf-8", errors="replace", buffering=1) as sink:
             os.dup2(sink.fileno(), 1)
@@ -168,7 +168,7 @@ def build(plan: BuildPlan, onnx_path: Path, log_path: Path | None = None) -> Bui
         try:
             _call(rknn.config, logfile, offset, "config", **_config(plan))
             _call(rknn.load_onnx, logfile, offset, "load_onnx", model=str(onnx_path),
-                  **_inputs(plan))  # fmt: skip
+                  **_inputs(plan))
             _call(rknn.build, logfile, offset, "build", do_quantization=False)
         except BaseException:
             rknn.release()
@@ -225,7 +225,7 @@ def export(built: Built, path: Path, log_path: Path | None = None) -> None:
     """Write the built model to ``path``."""
     with quiet(log_path) as logfile:
         _call(built.rknn.export_rknn, logfile, logfile.stat().st_size, "export_rknn",
-              export_path=str(path))  # fmt: skip
+              export_path=str(path))
     if not path.is_file() or path.stat().st_size == 0:
         raise ToolkitError(f"rknn-toolkit2 export_rknn reported success but wrote no {path}")
 

@@ -198,7 +198,7 @@ class TextDetector:
                 canvas[:] = 0
                 if slot < len(tiles):
                     part = resized[tiles[slot].y : tiles[slot].y + canvas_h,
-                                   tiles[slot].x : tiles[slot].x + canvas_w]  # fmt: skip
+                                   tiles[slot].x : tiles[slot].x + canvas_w]
                     canvas[: part.shape[0], : part.shape[1]] = part
                 self.table(canvas, out=tensor[slot])
             maps = self.session.run({self.spec.input_name: tensor})[0]

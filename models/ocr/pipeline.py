@@ -126,7 +126,7 @@ class OcrPipeline:
             recognizer = TextRecognizer(
                 sessions["rec"], specs["rec"], charset, height=p.rec_height,
                 batch=p.rec_batch, widths=p.rec_widths,
-            )  # fmt: skip
+            )
         return cls(detector, classifier, recognizer, text_score, profile=profile)
 
     def __call__(

@@ -96,7 +96,7 @@ def _entry(raw: dict[str, Any]) -> BuildEntry:
         file=raw["file"], plan=BuildPlan(**plan), metadata=dict(raw.get("metadata", {})),
         kept_onnx=raw.get("kept_onnx", ""), check=dict(raw.get("check", {})),
         warnings=list(raw.get("warnings", [])),
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)

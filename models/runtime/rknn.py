@@ -39,7 +39,7 @@ def import_rknnlite() -> Any:
         from rknnlite.api import RKNNLite
     except Exception as exc:  # ImportError, or OSError when librknnrt.so cannot be loaded
         raise RknnError(f"the rknn backend needs rknnlite, which does not import ({exc}); "
-                        f"{INSTALL_HINT}") from exc  # fmt: skip
+                        f"{INSTALL_HINT}") from exc
     return RKNNLite
 
 
@@ -56,7 +56,7 @@ def core_mask(lite: Any, soc: str | None, core: int | None) -> int | None:
         return int(lite.NPU_CORE_AUTO)
     if core >= cores:
         log.warning("%s has %d NPU cores; worker core %d runs on core %d", soc, cores, core,
-                    core % cores)  # fmt: skip
+                    core % cores)
     return int(getattr(lite, f"NPU_CORE_{core % cores}"))
 
 

@@ -32,10 +32,10 @@ class SimulatorSession(StaticSession):
         source, plan = self.model.source_onnx, self.model.entry.plan
         if not source.is_file():
             raise FileNotFoundError(f"{path}: its ONNX source {source} is gone; the simulator "
-                                    "rebuilds from it (fetch the models again)")  # fmt: skip
+                                    "rebuilds from it (fetch the models again)")
         if sha256_file(source) != plan.onnx_sha256:
             raise ModelIntegrityError(f"{path} was converted from another {source.name} than the "
-                                      "one installed now; convert again")  # fmt: skip
+                                      "one installed now; convert again")
         self._rknn: object | None = toolkit.simulator(plan, source)
 
     def _infer(self, array: np.ndarray, data_format: list[str] | None) -> list[np.ndarray]:

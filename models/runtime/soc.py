@@ -104,18 +104,18 @@ def choose_backend(model_dir: Path, compatible: Path | None = None) -> Choice:
     soc = read_soc(compatible)
     if soc is None:
         return Choice("onnx", f"{compatible or COMPATIBLE} names no supported Rockchip SoC "
-                              f"({', '.join(SUPPORTED_SOCS)})")  # fmt: skip
+                              f"({', '.join(SUPPORTED_SOCS)})")
     ok, detail = rknnlite_status()
     if not ok:
         return Choice("onnx", f"{soc} found but rknn-toolkit-lite2 does not import ({detail}); "
-                              "install it: pip install 'mtai-rknn[rknn]'", soc)  # fmt: skip
+                              "install it: pip install 'mtai-rknn[rknn]'", soc)
     root = find_rknn_root(model_dir, soc)
     if root is None:
         return Choice("onnx", f"{soc} and rknnlite {detail} found but no converted models in "
-                              f"{rknn_root(model_dir, soc)}; run `mtai convert`", soc)  # fmt: skip
+                              f"{rknn_root(model_dir, soc)}; run `mtai convert`", soc)
     families = ", ".join(converted_families(root))
     return Choice("rknn", f"{soc}, rknnlite {detail}, converted models in {root} ({families})",
-                  soc, root)  # fmt: skip
+                  soc, root)
 
 
 def place_family(
@@ -135,5 +135,5 @@ def place_family(
     if root is not None and (root / family / MANIFEST_NAME).is_file():
         return root, backend
     log.warning("%s: no models converted for %s in %s; it runs on the CPU (run `mtai convert`)",
-                family, soc, rknn_root(model_dir, soc))  # fmt: skip
+                family, soc, rknn_root(model_dir, soc))
     return Path(model_dir), "onnx"

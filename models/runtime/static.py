@@ -46,7 +46,7 @@ class StaticSession(ABC):
         """The one input array, contiguous, after checking it against the manifest."""
         if list(feeds) != self.input_names:
             raise FeedError(f"{self.model.path.name}: takes input {self.input_names}, "
-                            f"fed {list(feeds)}")  # fmt: skip
+                            f"fed {list(feeds)}")
         array = feeds[self.spec.input_name]
         if not isinstance(array, np.ndarray) or array.dtype != self.dtype:
             got = getattr(array, "dtype", type(array).__name__)

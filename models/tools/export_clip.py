@@ -129,12 +129,12 @@ def export_pair(model, image_path: Path, text_path: Path, resolution: int = 224)
             output_names=["unnorm_image_features"], export_params=True,
             do_constant_folding=False, opset_version=13,
             dynamic_axes={"image": {0: "batch"}}, **legacy,
-        )  # fmt: skip
+        )
         torch.onnx.export(
             model, (None, text), str(text_path), input_names=["text"],
             output_names=["unnorm_text_features"], export_params=True, opset_version=13,
             **legacy,
-        )  # fmt: skip
+        )
 
 
 def load_checkpoint(path: Path, arch: str):
