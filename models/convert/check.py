@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.ocr.compare import match_lines
+
 OCR_MIN_AGREEMENT = 0.93
 CLIP_MIN_COSINE = 0.999
 BOX_TOLERANCE = 3.0  # pixels, or 0.5% of the image's long side when that is more
@@ -56,23 +58,6 @@ class CheckResult:
                 "passed": self.passed, "detail": self.detail}
 
 
-def match_lines(reference: Sequence, candidate: Sequence, tolerance: float) -> int:
-    """Lines of ``candidate`` paired one to one with ``reference`` lines of equal text whose
-    corners lie within ``tolerance`` pixels; returns the number of pairs."""
-    used: set[int] = set()
-    for ref in reference:
-        best = None
-        for k, line in enumerate(candidate):
-            if k in used or line.text != ref.text:
-                continue
-            distance = float(np.abs(np.asarray(line.box) - np.asarray(ref.box)).max())
-            if distance <= tolerance and (best is None or distance < best[0]):
-                best = (distance, k)
-        if best is not None:
-            used.add(best[1])
-    return len(used)
-
-
 def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
               samples: Sequence[Sample], progress: Progress) -> CheckResult:
     """Line agreement ``2 * matched / (reference lines + candidate lines)`` over all samples."""
@@ -82,7 +67,7 @@ def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
     for index, (name, rgb) in enumerate(samples, 1):
         ref, cand = reference_pipeline(rgb), candidate_pipeline(rgb)
         tolerance = max(BOX_TOLERANCE, 0.005 * max(rgb.shape[:2]))
-        hits = match_lines(ref, cand, tolerance)
+        hits = match_lines(ref, cand, tolerance).matched
         matched += hits
         ref_total += len(ref)
         cand_total += len(cand)
