@@ -247,7 +247,7 @@ def test_sd_notify_reaches_systemd_from_the_main_pid(model_dir: Path, tmp_path: 
         drain()
         assert (main, "WATCHDOG=1") in messages
         assert all(p == main for p, _ in messages)  # gunicorn's own READY never got through
-        assert any(m.startswith("STATUS=2/2 workers ready") for _, m in messages), messages
+        assert any("STATUS=2/2 workers ready" in m for _, m in messages), messages
         with ThreadPoolExecutor(1) as pool:
             job = pool.submit(sleep_job, service, 3.0)
             time.sleep(1.0)
@@ -561,3 +561,21 @@ def test_deploy_files_name_no_interpreter_of_this_machine():
     for path in DEPLOY.iterdir():
         text = path.read_text()
         assert str(REPO) not in text and sys.prefix not in text, path
+
+
+def test_every_install_takes_the_locked_versions():
+    """deploy/constraints.txt pins every requirement of setup.cfg (product, rknn and dev
+    extras), and the Makefile, the installer and the Dockerfile all install with it."""
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    wanted = setup["options"]["install_requires"].splitlines()
+    for extra in ("rknn", "dev"):
+        wanted += setup["options.extras_require"][extra].splitlines()
+    names = {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+             for line in wanted if line.strip() and not line.strip().startswith("#")}
+    pinned = {line.split("==", 1)[0].lower() for line in
+              (DEPLOY / "constraints.txt").read_text().splitlines() if "==" in line}
+    assert names and names <= pinned, f"not in deploy/constraints.txt (make lock): {names - pinned}"
+    assert "-c $(CONSTRAINTS)" in (REPO / "Makefile").read_text()
+    assert '-c "$src/$CONSTRAINTS"' in INSTALLER.read_text()
+    assert "pip install -c /src/deploy/constraints.txt" in (DEPLOY / "Dockerfile").read_text()
