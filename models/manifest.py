@@ -2,7 +2,8 @@
 
 Every model file has a spec next to it (``<model_dir>/<family>/manifest.json``): where it came from,
 its sha256, what its input looks like and how pixels must be prepared for it. The runtime and the
-(later) RKNN conversion both read this one spec, so preprocessing cannot drift between them.
+RKNN conversion (models/convert) both read this one spec, so preprocessing cannot drift between
+them.
 """
 
 from __future__ import annotations

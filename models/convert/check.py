@@ -8,9 +8,9 @@ fed the wrong layout, or normalised twice, gives other vectors and other text, a
 Thresholds: OCR lines agree (same text, box within a few pixels) for at least 93% of the lines
 of both sides; every CLIP vector has cosine at least 0.999 with the ONNX one. The OCR floor sits
 under what fp16 rounding alone costs: PP-OCRv4 flips borderline glyphs under any harmless change
-(the shipped profile converted for rk3588 agrees on 96.8% of the shared images' lines; RapidOCR
-with a recogniser batch of 8 instead of 6 keeps 95.7% of its own): the check is there to
-catch a conversion that computes something else (a wrong layout, normalisation applied twice).
+(the shipped profile's agreement and RapidOCR's own under a different recogniser batch are in
+BENCHMARKS.md): the check is there to catch a conversion that computes something else (a wrong
+layout, normalisation applied twice).
 """
 
 from __future__ import annotations
