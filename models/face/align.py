@@ -18,7 +18,7 @@ ALIGNED_SIZE = 112
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
      [70.7299, 92.2041]], dtype=np.float32,
-)  # fmt: skip
+)
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -125,20 +125,20 @@ class FaceDetector:
             centres = self._centres[stride]
             if score.shape[0] != centres.shape[0]:
                 raise ValueError(f"stride {stride}: {score.shape[0]} scores for "
-                                 f"{centres.shape[0]} anchors")  # fmt: skip
+                                 f"{centres.shape[0]} anchors")
             hits = np.where(score >= threshold)[0]
             distance = np.asarray(outputs[level + 3]).reshape(-1, 4)[hits] * stride
             offsets = np.asarray(outputs[level + 6]).reshape(-1, 10)[hits] * stride
             anchor = centres[hits]
             boxes.append(np.stack([anchor[:, 0] - distance[:, 0], anchor[:, 1] - distance[:, 1],
                                    anchor[:, 0] + distance[:, 2], anchor[:, 1] + distance[:, 3]],
-                                  axis=-1))  # fmt: skip
+                                  axis=-1))
             points.append(np.stack([anchor[:, i % 2] + offsets[:, i] for i in range(10)], axis=-1))
             scores.append(score[hits])
         all_scores = np.concatenate(scores).astype(np.float32, copy=False)
         if all_scores.size == 0:
             return Detections(np.empty((0, 4), np.float32), np.empty(0, np.float32),
-                              np.empty((0, 5, 2), np.float32))  # fmt: skip
+                              np.empty((0, 5, 2), np.float32))
         order = np.argsort(-all_scores, kind="stable")
         all_boxes = np.vstack(boxes) / scale
         all_points = (np.vstack(points) / scale).reshape(-1, 5, 2)
@@ -147,4 +147,4 @@ class FaceDetector:
         keep = nms(dets, self.nms_threshold)
         kept = dets[keep]
         return Detections(np.ascontiguousarray(kept[:, :4]), np.ascontiguousarray(kept[:, 4]),
-                          np.ascontiguousarray(all_points[keep], dtype=np.float32))  # fmt: skip
+                          np.ascontiguousarray(all_points[keep], dtype=np.float32))

@@ -41,20 +41,20 @@ RAW_PREPROCESS = Preprocess(channel_order="RGB", scale=1.0, mean=(0.0,) * 3, std
 
 def face_manifest(pack: FacePack, sha256: Mapping[str, str], sources: Mapping[str, str],
                   input_names: Mapping[str, str], rec_preprocess: Preprocess = REC_PREPROCESS
-                  ) -> Manifest:  # fmt: skip
+                  ) -> Manifest:
     """The manifest of a pack's ONNX pair: the detector as the pipeline feeds it (one 640x640
     canvas), the recogniser with a free batch size."""
     det = ModelSpec(
         file=pack.det.name, source=sources["det"], sha256=sha256["det"],
         input_name=input_names["det"], layout="NCHW", dtype="float32",
         shape=(1, 3, DET_SIZE, DET_SIZE), mean_std_folded=False, preprocess=DET_PREPROCESS,
-    )  # fmt: skip
+    )
     rec = ModelSpec(
         file=pack.rec.name, source=sources["rec"], sha256=sha256["rec"],
         input_name=input_names["rec"], layout="NCHW", dtype="float32",
         shape=(-1, 3, ALIGNED_SIZE, ALIGNED_SIZE), mean_std_folded=False,
         preprocess=rec_preprocess,
-    )  # fmt: skip
+    )
     return Manifest(family=FAMILY, models={"det": det, "rec": rec})
 
 
@@ -62,7 +62,7 @@ def install_face_files(
     model_dir: Path, pack: FacePack, det_onnx: Path, rec_onnx: Path, *,
     sources: Mapping[str, str] | None = None, pinned: bool = True, move: bool = False,
     progress: Callable[[str], None] = print,
-) -> Path:  # fmt: skip
+) -> Path:
     """Verify and install the two files as ``pack``; return ``<model_dir>/face``.
 
     ``pinned`` checks each file against the pack's published sha256 (the tests install their
@@ -117,11 +117,11 @@ def check_detector(path: Path) -> str:
         raise ModelIntegrityError(f"{path}: does not run on a 1x3x640x640 input: {exc}") from exc
     widths = (1, 4, 10)
     expected = [((DET_SIZE // s) ** 2 * ANCHORS, widths[i // 3]) for i, s in
-                enumerate(STRIDES * 3)]  # fmt: skip
+                enumerate(STRIDES * 3)]
     found = [(int(np.asarray(o).size // o.shape[-1]), int(o.shape[-1])) for o in outputs]
     if len(outputs) != OUTPUTS or found != expected:
         raise ModelIntegrityError(f"{path}: outputs {found}, expected SCRFD's {expected} "
-                                  "(5-point landmarks, strides 8/16/32, 2 anchors)")  # fmt: skip
+                                  "(5-point landmarks, strides 8/16/32, 2 anchors)")
     return name
 
 

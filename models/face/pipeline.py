@@ -50,7 +50,7 @@ class FacePipeline:
     """The loaded detector and recogniser of one pack."""
 
     def __init__(self, detector: FaceDetector, recognizer: FaceRecognizer, pack: FacePack,
-                 backend: str = "onnx") -> None:  # fmt: skip
+                 backend: str = "onnx") -> None:
         self.detector = detector
         self.recognizer = recognizer
         self.pack = pack
@@ -58,7 +58,7 @@ class FacePipeline:
 
     @classmethod
     def load(cls, model_dir: Path, backend: str = "onnx", threads: int | None = None,
-             core: int | None = None, pack: str = DEFAULT_PACK) -> FacePipeline:  # fmt: skip
+             core: int | None = None, pack: str = DEFAULT_PACK) -> FacePipeline:
         """Verify and open ``<model_dir>/face``; ModelNotInstalled when absent or another
         pack; ValueError for an unknown pack name."""
         wanted = get_pack(pack)
@@ -67,7 +67,7 @@ class FacePipeline:
             manifest = Manifest.load(directory / MANIFEST_NAME)
         except ModelNotInstalled as exc:
             raise ModelNotInstalled(f"no face models in {directory}: no {MANIFEST_NAME}; "
-                                    f"run `mtai models fetch face`") from exc  # fmt: skip
+                                    f"run `mtai models fetch face`") from exc
         missing = [role for role in ROLES if role not in manifest.models]
         if missing:
             raise ModelNotInstalled(f"{directory / MANIFEST_NAME} lists no {', '.join(missing)}")
@@ -85,7 +85,7 @@ class FacePipeline:
         det_session = open_session(directory / det.file, backend, threads=threads, core=core)
         rec_session = open_session(directory / rec.file, backend, threads=threads, core=core)
         return cls(FaceDetector(det_session, det), FaceRecognizer(rec_session, rec), wanted,
-                   backend)  # fmt: skip
+                   backend)
 
     def detect(self, rgb: np.ndarray, min_score: float = DEFAULT_MIN_SCORE) -> Detections:
         return self.detector(_checked(rgb), min_score)

@@ -49,7 +49,7 @@ class FaceRecognizer:
         """(N, 512) float32 raw embeddings for N crops (N may be 0)."""
         if crops.ndim != 4 or crops.shape[1:] != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
             raise ValueError(f"expected N x {ALIGNED_SIZE} x {ALIGNED_SIZE} x 3 crops, "
-                             f"got {list(crops.shape)}")  # fmt: skip
+                             f"got {list(crops.shape)}")
         out = np.empty((len(crops), EMBEDDING_SIZE), dtype=np.float32)
         start = 0
         while start < len(crops):
@@ -62,7 +62,7 @@ class FaceRecognizer:
             result = np.asarray(result, dtype=np.float32).reshape(size, -1)
             if result.shape[1] != EMBEDDING_SIZE:
                 raise ValueError(f"recogniser gave {result.shape[1]} values per face, "
-                                 f"expected {EMBEDDING_SIZE}")  # fmt: skip
+                                 f"expected {EMBEDDING_SIZE}")
             taken = min(size, len(crops) - start)
             out[start:start + taken] = result[:taken]
             start += taken

@@ -77,11 +77,11 @@ class Graph:
         if zero_sum:
             w -= w.mean(axis=(1, 2, 3), keepdims=True)
         b = (np.broadcast_to(np.asarray(bias, np.float32), (cout,))
-             + self.rng.normal(0, 0.01, cout)).astype(np.float32)  # fmt: skip
+             + self.rng.normal(0, 0.01, cout)).astype(np.float32)
         self.macs += hw * hw * cout * cin * size * size
         pad = size // 2
         return self.op("Conv", [x, self.const(w), self.const(b, "b")], kernel_shape=[size, size],
-                       strides=[stride, stride], pads=[pad] * 4)  # fmt: skip
+                       strides=[stride, stride], pads=[pad] * 4)
 
     def relu(self, x: str) -> str:
         return self.op("Relu", [x])
@@ -103,7 +103,7 @@ class Graph:
 
 
 def _heads(g: Graph, features: dict[int, tuple[str, int]], score_bias: float,
-           score_gain: float) -> list:  # fmt: skip
+           score_gain: float) -> list:
     """SCRFD's 9 outputs from one feature map per stride: scores (sigmoid), box distances and
     landmark offsets, each laid out cell by cell with 2 anchors (NCHW -> NHWC -> rows)."""
     outputs: dict[str, tuple[str, int]] = {}
@@ -115,14 +115,14 @@ def _heads(g: Graph, features: dict[int, tuple[str, int]], score_bias: float,
         kps_bias = np.tile((FACE_POINTS * 1.6).reshape(-1), 2)
         kps = g.conv(x, channels, 20, 1, hw, gain=0.03, bias=kps_bias)
         heads = ((SCORE_NAMES[level], g.op("Sigmoid", [logits]), 1),
-                 (BOX_NAMES[level], box, 4), (KPS_NAMES[level], kps, 10))  # fmt: skip
+                 (BOX_NAMES[level], box, 4), (KPS_NAMES[level], kps, 10))
         for name, tensor, width in heads:
             nhwc = g.op("Transpose", [tensor], perm=[0, 2, 3, 1])
             shape = g.const(np.array([-1, width], np.int64), "shape")
             outputs[name] = (g.op("Reshape", [nhwc, shape], output=name), width)
     order = (*SCORE_NAMES, *BOX_NAMES, *KPS_NAMES)
     return [helper.make_tensor_value_info(n, TensorProto.FLOAT, [f"{n}_rows", outputs[n][1]])
-            for n in order]  # fmt: skip
+            for n in order]
 
 
 def _det_input() -> onnx.ValueInfoProto:
@@ -169,7 +169,7 @@ def full_detector(rng: np.random.Generator) -> tuple[onnx.ModelProto, int]:
     merged = {32: top}
     for stride in (16, 8):
         up = g.op("Resize", [top, "", g.const(np.array([1, 1, 2, 2], np.float32), "scales")],
-                  mode="nearest")  # fmt: skip
+                  mode="nearest")
         top = g.op("Add", [lateral[stride], up])
         merged[stride] = top
     features = {}
@@ -192,7 +192,7 @@ def _dense(g: Graph, x: str, features: int) -> str:
     w = g.rng.normal(0, np.sqrt(1.0 / features), (features, 512)).astype(np.float32)
     g.macs += features * 512
     return g.op("Gemm", [flat, g.const(w), g.const(g.rng.normal(0, 0.01, 512).astype(np.float32),
-                                                    "b")], output=REC_OUTPUT)  # fmt: skip
+                                                    "b")], output=REC_OUTPUT)
 
 
 def tiny_recognizer(rng: np.random.Generator) -> tuple[onnx.ModelProto, int]:
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx.save(model, str(path))
         unit = "640x640 canvas" if index == 0 else "112x112 face"
         print(f"wrote {path}: {path.stat().st_size / 1e6:.1f} MB, {params / 1e6:.2f} M "
-              f"parameters, {macs / 1e9:.2f} G multiply-adds per {unit}")  # fmt: skip
+              f"parameters, {macs / 1e9:.2f} G multiply-adds per {unit}")
     return 0
 
 
