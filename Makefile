@@ -77,6 +77,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=61" wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps insightface==2.1 "onnx<=1.18" tqdm
 	touch $@
 
 # Debian/Armbian ship Python without venv/ensurepip; install it when it is missing.
