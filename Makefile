@@ -68,9 +68,11 @@ $(TOOLKIT_STAMP): $(STAMP)
 TARGETS ?= rk3588
 OCR_SAMPLES ?= $(wildcard ../shared/testdata/ocr)
 CLIP_SAMPLES ?= $(wildcard ../shared/testdata/photos)
+FACE_SAMPLES ?= $(wildcard ../shared/testdata/photos)
 convert: models toolkit
 	$(BIN)/mtai convert --target $(TARGETS) $(if $(OCR_SAMPLES),--ocr-samples $(OCR_SAMPLES)) \
-	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES))
+	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES)) \
+	  $(if $(FACE_SAMPLES),--face-samples $(FACE_SAMPLES))
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
