@@ -35,7 +35,7 @@ from models.runtime.parts import part_file, part_role
 PART_PIXELS = 16_000_000
 # Faces per recogniser run on the NPU: benchmarks/bench_face.py measures the cost per face of
 # each batch size and the padding a photo's faces leave (BENCHMARKS.md, "Faces").
-FACE_REC_BATCH = 4
+FACE_REC_BATCH = 1
 
 
 class PlanError(ValueError):
