@@ -71,15 +71,18 @@ $(TOOLKIT_STAMP): $(STAMP)
 TARGETS ?= rk3588
 OCR_SAMPLES ?= $(wildcard ../shared/testdata/ocr)
 CLIP_SAMPLES ?= $(wildcard ../shared/testdata/photos)
+FACE_SAMPLES ?= $(wildcard ../shared/testdata/photos)
 convert: models toolkit
 	$(BIN)/mtai convert --target $(TARGETS) $(if $(OCR_SAMPLES),--ocr-samples $(OCR_SAMPLES)) \
-	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES))
+	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES)) \
+	  $(if $(FACE_SAMPLES),--face-samples $(FACE_SAMPLES))
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=61" wheel
 	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) --no-deps insightface==2.1 "onnx<=1.18" tqdm
 	touch $@
 
 # deploy/constraints.txt: exact versions of everything setup.cfg asks for (product, rknn and

@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         VERSION=_version(),
         JSON_SORT_KEYS=False,
+        FACE_MODEL=settings.face_model,
+        FACE_MIN_SCORE=settings.face_min_score,
     )
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -45,7 +47,7 @@ def _unexpected(exc: Exception) -> tuple[Response, int]:
     if isinstance(exc, HTTPException):
         return jsonify(detail=exc.description), exc.code or 500
     log.exception("unhandled error on %s", request.path)
-    if request.path.startswith(("/ocr", "/clip", "/check", "/restart")):
+    if request.path.startswith(("/ocr", "/clip", "/check", "/restart", "/represent")):
         return jsonify(result=[], msg=f"internal error: {type(exc).__name__}"), 503
     return jsonify(detail=f"internal error: {type(exc).__name__}"), 500
 

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 from flask import Blueprint, Response, jsonify, request
 
 from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
@@ -21,6 +22,7 @@ bp = Blueprint("immich", __name__)
 Answer = tuple[Response, int]
 IMMICH_MAX_SIDE = 2000
 CLIP_DECODE_SIDE = 448
+IMMICH_MIN_FACE_SCORE = 0.7  # the default of Immich's own detector, when none is sent
 
 
 class BadRequest(Exception):
@@ -56,7 +58,8 @@ def predict() -> Answer:
         return answer, 503
     except JobFailed as exc:
         return jsonify(detail=str(exc)), 422 if exc.code in JobFailed.FINAL else 503
-    return jsonify(response), 200
+    return Response(orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY),
+                    mimetype="application/json"), 200
 
 
 def _entries() -> dict[str, dict[str, Any]]:
@@ -96,7 +99,9 @@ def _run_task(task: str, types: dict[str, Any], image: DecodedImage | None,
         return _embedding(run_job("clip_text", {"text": text}).arrays[0])
     if task == "ocr":
         return _ocr(_need(image, task), types)
-    raise BadRequest(422, f"task {task!r} is not served here (only clip and ocr)")
+    if task == "facial-recognition":
+        return _faces(_need(image, task), types)
+    raise BadRequest(422, f"task {task!r} is not served here (clip, ocr, facial-recognition)")
 
 
 def _need(image: DecodedImage | None, task: str) -> DecodedImage:
@@ -127,6 +132,25 @@ def _ocr(image: DecodedImage, types: dict[str, Any]) -> dict[str, list]:
         "boxScore": [line.get("box_score", 1.0) for line in lines],
         "textScore": [line["score"] for line in lines],
     }
+
+
+def _faces(image: DecodedImage, types: dict[str, Any]) -> list[dict[str, Any]]:
+    """Immich's facial recognition: boxes in pixels of the sent image, rounded (half to even,
+    float32) and not clipped; the raw, unnormalised embedding as a JSON string of float32
+    values; the detection score. Immich's server compares faces by cosine distance."""
+    if "detection" not in types or "recognition" not in types:
+        raise BadRequest(400, "facial-recognition needs both detection and recognition")
+    options = types["detection"].get("options", {})
+    min_score = _score(options.get("minScore", IMMICH_MIN_FACE_SCORE))
+    reply = run_job("face", {"min_score": min_score}, (image.array,))
+    boxes, scores, _, embeddings = reply.arrays[:4]
+    boxes = np.round(boxes / np.float32(image.scale))  # to the sent image's pixels
+    return [
+        {"boundingBox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+         "embedding": orjson.dumps(embedding, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+         "score": score}
+        for (x1, y1, x2, y2), embedding, score in zip(boxes, embeddings, scores)
+    ]
 
 
 def _score(value: Any) -> float:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from frontend.auth import check_api_key
 from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
 from frontend.errors import busy, missing_fields, unusable
-from frontend.formats import ocr_result, vector_strings
+from frontend.formats import face_models, ocr_result, represent_result, vector_strings
 from frontend.jobs import JobFailed, Overloaded, run_job
 from frontend.status import farm_status
 from protocol.client import FarmUnreachable
@@ -18,6 +18,7 @@ from protocol.wire import MAX_TEXT_CHARS
 TITLE = "mt-photos-ai-rknn"
 OCR_MAX_SIDE = 2000  # PP-OCR works on at most 2000 px; bigger JPEGs are decoded reduced
 CLIP_DECODE_SIDE = 448  # JPEG draft stops at twice CLIP's 224 px, then a bicubic resize
+FACE_MAX_DISTANCE = 0.5  # what the InsightFace sidecars tell MT-Photos to group faces by
 
 bp = Blueprint("mtphotos", __name__)
 Answer = tuple[Response, int]
@@ -47,7 +48,25 @@ def check() -> Answer:
         models=models,
         workers=len(status["workers"]),
         front={k: status["front"][k] for k in ("serving", "restarts", "crash_loop")},
+        **face_models(current_app.config["FACE_MODEL"]),
+        facial_min_score=current_app.config["FACE_MIN_SCORE"],
+        facial_max_distance=FACE_MAX_DISTANCE,
     ), 200
+
+
+@bp.post("/represent")
+def represent() -> Answer:
+    """MT-Photos' face API: every face with its unit-length embedding, on the photo as sent
+    (full resolution: the crops are taken from it, as the InsightFace sidecars take them)."""
+    if (denied := _auth("file")) is not None:
+        return denied
+    image, failure = uploaded_image("file", None)
+    if image is None:
+        return failure
+    keys = face_models(current_app.config["FACE_MODEL"])
+    options = {"min_score": current_app.config["FACE_MIN_SCORE"], "normalise": True}
+    return _run("face", options, (image.array,), lambda reply: represent_result(reply.arrays),
+                keys)
 
 
 @bp.post("/restart")
@@ -100,7 +119,7 @@ def clip_text() -> Answer:
                 lambda reply: vector_strings(reply.arrays[0].ravel()))
 
 
-def uploaded_image(field: str, max_side: int) -> tuple[DecodedImage | None, Answer | None]:
+def uploaded_image(field: str, max_side: int | None) -> tuple[DecodedImage | None, Answer | None]:
     """The decoded upload, or the answer to give instead (422 missing, 200 unusable)."""
     upload = request.files.get(field)
     if upload is None:
@@ -131,9 +150,11 @@ def _invalid(loc: list[str], kind: str, message: str) -> Answer:
     return jsonify(detail=[{"type": kind, "loc": loc, "msg": message}]), 422
 
 
-def _run(task: str, options: dict[str, Any], arrays: tuple, shape: Any) -> Answer:
+def _run(task: str, options: dict[str, Any], arrays: tuple, shape: Any,
+         keys: dict[str, Any] | None = None) -> Answer:
     """One job; overload and server-side failures are 503 (MT-Photos retries), an unusable
-    input or a missing model the documented 200 with an empty result and the reason."""
+    input or a missing model the documented 200 with an empty result and the reason.
+    ``keys`` go before ``result`` in a successful answer."""
     try:
         reply = run_job(task, options, arrays)
     except Overloaded as exc:
@@ -144,4 +165,4 @@ def _run(task: str, options: dict[str, Any], arrays: tuple, shape: Any) -> Answe
         # timeout, worker_lost, internal: the server's trouble, so MT-Photos should retry
         # the photo later instead of recording it as done with nothing in it.
         return busy(f"{exc.code}: {exc}", retry_after=5)
-    return jsonify(result=shape(reply)), 200
+    return jsonify(**(keys or {}), result=shape(reply)), 200

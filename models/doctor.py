@@ -27,7 +27,7 @@ from models.runtime.soc import (
 OK, INFO, WARN, PROBLEM = "ok", "info", "warn", "PROBLEM"
 LIBRKNNRT_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "usr/lib/aarch64-linux-gnu")
 _RT_VERSION = re.compile(rb"librknnrt version: ([0-9][0-9A-Za-z.+_-]*)(?: \(([^)\x00\n]*)\))?")
-ONNX_FAMILIES = ("ocr", "clip")
+ONNX_FAMILIES = ("ocr", "clip", "face")
 
 
 @dataclass(frozen=True)

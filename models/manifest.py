@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -170,6 +171,24 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def place_file(src: Path, dest: Path, move: bool = False) -> None:
+    """Put ``src`` at ``dest`` whole: a rename when moving within a filesystem, else a copy to
+    a temporary name and a rename (the source removed after, when moving)."""
+    if src.resolve() == dest.resolve():
+        return
+    if move:
+        try:
+            os.replace(src, dest)
+            os.chmod(dest, 0o644)
+            return
+        except OSError:
+            pass  # another filesystem: copy below
+    with atomic_writer(dest) as out, open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out, 1 << 20)
+    if move:
+        src.unlink()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

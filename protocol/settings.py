@@ -31,6 +31,7 @@ SETTINGS_ENV = "MTAI_SETTINGS"  # internal: how `mtai serve` hands the validated
 # lists equal models.runtime.BACKENDS and models.runtime.soc.SUPPORTED_SOCS.
 BACKEND_CHOICES = ("auto", "onnx", "rknn", "rknn-sim")
 SOC_CHOICES = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
+FACE_PACKS = ("buffalo_l", "antelopev2", "buffalo_s")  # == models.face.packs.PACKS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 INSTALLED_MODEL_DIR = Path("/var/lib/mtai/models")
 _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
@@ -186,6 +187,14 @@ class Settings:
     clip_bgr_compat: bool = _declare(
         "CLIP_BGR_COMPAT", False, *switch(),
         "`on`: swap blue and red like the official services (see above)", shown="`off`")
+    face_model: str = _declare(
+        "FACE_MODEL", "buffalo_l", *choice(FACE_PACKS),
+        "InsightFace pack for faces (`mtai models fetch face` gets it); changing it needs a "
+        "face re-index in MT-Photos and Immich")
+    face_min_score: float = _declare(
+        "FACE_MIN_SCORE", 0.65, *number(0, 1),
+        "detection threshold of `/represent` (the InsightFace sidecars' `DETECTION_THRESH`); "
+        "Immich sends its own `minScore`")
     max_upload_mb: float = _declare(
         "MAX_UPLOAD_MB", 100.0, *number(0, 10_000, above=True),
         "larger request bodies get 413, unread", shown="`100`")
@@ -218,6 +227,10 @@ class Settings:
         "CLIP_MODEL_URL", None, *url(),
         "`mtai models fetch` only: base URL (or `file:///folder`) of the Chinese-CLIP files",
         shown="MT-Photos AI release")
+    face_model_url: str | None = _declare(
+        "FACE_MODEL_URL", None, *url(),
+        "`mtai models fetch face` only: base URL (or `file:///folder`) of the `<pack>.zip` "
+        "archives", shown="InsightFace v0.7 release")
 
     # -- reading -----------------------------------------------------------------------------
     @classmethod

@@ -134,3 +134,17 @@ def test_a_backend_chosen_on_purpose_is_not_a_problem(tmp_path, models, monkeypa
     assert table["BACKEND=auto"][0].status == OK
     assert table["BACKEND"][0].detail.startswith("set to onnx")
     assert table["rknnlite"][0].status == PROBLEM  # still reported: the NPU cannot be used
+
+
+def test_face_family_is_listed_installed_or_not(tmp_path, monkeypatch, capsys):
+    from tests.face_fixtures import install_tiny as install_face
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("MODEL_DIR", str(models))
+    main(["doctor", "--root", str(tmp_path / "root")])
+    assert "models face: not installed" in capsys.readouterr().out
+    install_face(models, tmp_path / "face-src")
+    main(["doctor", "--root", str(tmp_path / "root")])
+    out = capsys.readouterr().out
+    assert "models face: sha256 verified: det_10g.onnx, w600k_r50.onnx" in out
+    assert "`mtai models fetch face`" not in out

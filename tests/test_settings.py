@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from models.face.packs import PACKS
 from models.runtime import BACKENDS
 from models.runtime.soc import SUPPORTED_SOCS
 from protocol.settings import (
     BACKEND_CHOICES,
+    FACE_PACKS,
     SETTINGS_ENV,
     SOC_CHOICES,
     Settings,
@@ -123,6 +125,7 @@ def test_the_env_example_names_only_declared_settings():
 def test_choice_lists_equal_what_models_implement():
     assert set(BACKEND_CHOICES) == {"auto", *BACKENDS}
     assert SOC_CHOICES == SUPPORTED_SOCS
+    assert tuple(PACKS) == FACE_PACKS
 
 
 def test_no_other_module_reads_the_environment():

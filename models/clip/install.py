@@ -8,8 +8,6 @@ so a directory with a manifest is always complete.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -21,8 +19,8 @@ from models.manifest import (
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
-    atomic_writer,
     family_dir,
+    place_file,
     sha256_file,
 )
 from models.runtime import open_session
@@ -112,7 +110,7 @@ def install_clip_files(
     (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are being replaced
     for role, path in given.items():
         dest = target / names[role]
-        _place(path, dest, move)
+        place_file(path, dest, move)
         progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
     manifest.verify(target)
     manifest.save(target / MANIFEST_NAME)
@@ -142,20 +140,3 @@ def check_contract(role: str, path: Path) -> None:
         raise ModelIntegrityError(
             f"{path}: outputs {shapes}, expected {output_name} float32 [1, {EMBED_DIM}]"
         )
-
-
-def _place(src: Path, dest: Path, move: bool) -> None:
-    """Rename when moving within a filesystem, else copy to a temp name and rename."""
-    if src.resolve() == dest.resolve():
-        return
-    if move:
-        try:
-            os.replace(src, dest)
-            os.chmod(dest, 0o644)
-            return
-        except OSError:
-            pass  # another filesystem: copy below
-    with atomic_writer(dest) as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out, 1 << 20)
-    if move:
-        src.unlink()

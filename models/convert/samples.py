@@ -107,3 +107,33 @@ def clip_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], 
     files = image_files(directory)
     pictures = [(p.name, clip_pixels(load_rgb(p))) for p in files]
     return pictures, f"{len(files)} images from {directory}"
+
+
+def synthetic_faces(count: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Scenes of coarse colour-noise ovals of face sizes on flat backgrounds: they drive a
+    detector's heads everywhere (the check compares the heads' raw outputs, faces or not)."""
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for _ in range(count):
+        height, width = int(rng.integers(300, 900)), int(rng.integers(300, 900))
+        scene = np.full((height, width, 3), int(rng.integers(120, 240)), np.uint8)
+        for _ in range(int(rng.integers(2, 9))):
+            side = int(rng.integers(40, min(height, width) // 2))
+            cells = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            tile = cv2.resize(cells, (side, side), interpolation=cv2.INTER_NEAREST)
+            mask = np.zeros((side, side), np.uint8)
+            cv2.ellipse(mask, (side // 2, side // 2), (side // 3, side * 4 // 9), 0, 0, 360, 1, -1)
+            y, x = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
+            region = scene[y:y + side, x:x + side]
+            region[mask > 0] = tile[mask > 0]
+        scenes.append(scene)
+    return scenes
+
+
+def face_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """(name, RGB photo) pairs for the face check and where they came from."""
+    if directory is None:
+        scenes = synthetic_faces()
+        return [(f"synthetic-{i}", img) for i, img in enumerate(scenes)], "generated scenes"
+    files = image_files(directory)
+    return [(p.name, load_rgb(p)) for p in files], f"{len(files)} images from {directory}"
