@@ -74,6 +74,18 @@ def board(root: Path, runtime: bytes | None = b"2.5.0", driver: bool = True) -> 
     return root
 
 
+def deny_rknpu_reads(monkeypatch) -> None:
+    """Reading the RKNPU driver's files fails as it does for a user other than root."""
+    original = Path.read_bytes
+
+    def deny(self: Path) -> bytes:
+        if "rknpu" in str(self):
+            raise PermissionError(13, "Permission denied")
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+
+
 def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile) -> Path:
     """``directory/ocr``: the fetched OCR models (linked) under a manifest listing ``profile``."""
     (directory / "ocr").mkdir(parents=True)

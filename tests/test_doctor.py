@@ -10,7 +10,7 @@ import pytest
 from models.doctor import OK, PROBLEM, diagnose, run
 from tests import fake_rknnlite
 from tests.clip_fixtures import install_tiny
-from tests.rknn_fixtures import board, fake_convert
+from tests.rknn_fixtures import board, deny_rknpu_reads, fake_convert
 from workers.cli import main
 
 
@@ -97,14 +97,7 @@ def test_pc_without_npu_is_fine(tmp_path, models):
 def test_unreadable_debugfs_says_run_as_root(tmp_path, models, monkeypatch):
     fake_rknnlite.install(monkeypatch)
     root = board(tmp_path / "root", driver=False)
-    original = Path.read_bytes
-
-    def deny(self: Path):
-        if "rknpu" in str(self):
-            raise PermissionError(13, "Permission denied")
-        return original(self)
-
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    deny_rknpu_reads(monkeypatch)
     (finding,) = by_topic(diagnose(models, root))["NPU driver"]
     assert finding.status == "warn" and "sudo mtai doctor" in finding.detail
 

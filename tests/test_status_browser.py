@@ -209,9 +209,12 @@ def test_try_it_draws_the_boxes_ocr_answers_over_the_right_pixels(browser, servi
     if faces.status_code == 404:  # faces not served by this build: said, nothing drawn
         assert "not served by this version (404)" in face_step
         assert page.locator("#overlay rect.face-box").count() == 0
-    else:
+    else:  # the faces /represent found, drawn where it says, with its scores
         found = faces.json().get("result", [])
-        assert page.locator("#overlay rect.face-box").count() == len(found), face_step
+        drawn_faces = page.eval_on_selector_all("#overlay rect.face-box", """els => els.map(
+            e => ['x', 'y', 'width', 'height'].map(k => +e.getAttribute(k)))""")
+        assert drawn_faces == [[f["facial_area"][k] for k in "xywh"] for f in found], face_step
+        assert f"{len(found)} face" in face_step
     timings = page.eval_on_selector_all("#timing tbody tr td:nth-child(2)",
                                         "els => els.map(e => e.textContent)")
     assert len(timings) == 4 and all(t.isdigit() for t in timings), timings

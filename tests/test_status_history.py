@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.runtime import rknpu
+from tests.rknn_fixtures import deny_rknpu_reads
 from workers.history import EVERY_SECONDS, MAX_EVENTS, SPAN_SECONDS, History, quantile
 from workers.stats import Recent
 
@@ -51,14 +53,7 @@ def test_load_is_read_from_debugfs_else_procfs_else_says_why(tmp_path: Path):
 
 def test_unreadable_debugfs_is_reported_as_root_only(tmp_path: Path, monkeypatch):
     root = npu_root(tmp_path, RK3588_LINE)
-    original = Path.read_bytes
-
-    def deny(self: Path) -> bytes:
-        if "rknpu" in str(self):
-            raise PermissionError(13, "Permission denied")
-        return original(self)
-
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    deny_rknpu_reads(monkeypatch)
     load = rknpu.load(root)
     assert load.cores is None and "root-only" in load.why
 
@@ -122,11 +117,37 @@ def test_the_ring_is_bounded_and_since_returns_only_what_is_new(tmp_path: Path):
     assert len(history.samples) == size and len(snap["t"]) == size
     assert len(history.events) == MAX_EVENTS
     assert snap["t"][0] == 1000.0 + 10 * 50
+    history.sample(status(jobs=size + 50), {}, wall=snap["t"][-1] + 10.04, now=10.0 * size + 500)
+    snap = history.snapshot()
+    assert history.snapshot(since=snap["t"][-1])["t"] == []  # t as sent (rounded): no repeat
     newer = history.snapshot(since=snap["t"][-3])
     assert newer["t"] == snap["t"][-2:] and len(newer["tasks"]["ocr"]["jobs_per_s"]) == 2
     assert all(e["t"] > snap["t"][-3] for e in newer["events"])
-    # A full hour of a three-task, three-worker, three-core farm stays small on the wire.
-    assert len(json.dumps(snap)) < 60_000
+
+
+def test_a_full_hour_of_a_busy_farm_stays_small_on_the_wire(tmp_path: Path):
+    """Five tasks, three workers, three NPU cores, every number different: the page's
+    budget (tests/test_status_json.py) leaves 60 kB to a full /status.json."""
+    history = History(root=npu_root(tmp_path, RK3588_LINE), now=-10.0)
+    random = np.random.default_rng(0)
+    tasks = ("ocr", "clip_image", "clip_text", "face", "other")
+    jobs = dict.fromkeys(tasks, 0)
+    for i in range(int(SPAN_SECONDS // EVERY_SECONDS)):
+        for task in tasks:
+            jobs[task] += int(random.integers(0, 40))
+        farm = status(restarts=i // 40)
+        farm["tasks"] = {t: {**farm["tasks"]["ocr"], "jobs": jobs[t], "busy": int(
+            random.integers(0, 3))} for t in tasks}
+        farm["slots"] = [{**farm["slots"][0], "slot": n, "restarts": i // 40,
+                          "uss_bytes": int(random.integers(300, 900)) * 2**20 + 12345}
+                         for n in range(3)]
+        farm["workers"] = {f"w{n}.1{n}": {"slot": n, "busy_seconds": 9.0 * i + n}
+                           for n in range(3)}
+        latencies = {t: list(random.random(50) * 2) for t in tasks}
+        history.sample(farm, latencies, wall=1.8e9 + 10 * i + float(random.random()),
+                       now=10.0 * i)
+    size = len(json.dumps(history.snapshot(), separators=(",", ":")))  # as Flask sends it
+    assert size < 60_000, size
 
 
 def test_recent_latencies_are_a_bounded_uniform_sample():

@@ -10,7 +10,7 @@ import pytest
 from protocol.settings import Settings
 from tests import fake_rknnlite
 from tests.clip_fixtures import install_tiny
-from tests.rknn_fixtures import board, fake_convert
+from tests.rknn_fixtures import board, deny_rknpu_reads, fake_convert
 from workers.cli import main
 from workers.verdict import Health
 
@@ -109,14 +109,7 @@ def test_debugfs_closed_to_the_service_user_is_no_warning(rk3588, monkeypatch):
     root, models = rk3588
     fake_convert(models, "clip")
     (root / "sys/kernel/debug/rknpu/version").unlink()  # as if unreadable: absent is a warn
-    original = Path.read_bytes
-
-    def deny(self: Path) -> bytes:
-        if "rknpu" in str(self):
-            raise PermissionError(13, "Permission denied")
-        return original(self)
-
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    deny_rknpu_reads(monkeypatch)
     monkeypatch.setattr("workers.verdict.os.geteuid", lambda: 998)  # the unit's user
     report = health(models, root).report(farm(rate=1.0, busy=1))
     assert report["verdict"]["text"] == "1 NPU core busy, 1.0 jobs/s"

@@ -167,7 +167,8 @@ class History:
         ``since``: only what came after that wall-clock time (a page refreshing its charts)."""
         after = since if isinstance(since, (int, float)) and not isinstance(since, bool) \
             else float("-inf")
-        samples = [s for s in self.samples if s.t > after]
+        # compared as sent (rounded): a page passing back its last ``t`` gets no repeat
+        samples = [s for s in self.samples if round(s.t, 1) > after]
         names = sorted({name for s in samples for name in s.tasks})
         slots = max((len(s.uss) for s in samples), default=0)
         cores = max((len(s.npu) for s in samples if s.npu), default=0)
@@ -179,7 +180,7 @@ class History:
             "every": self.every, "span": self.span,
             "t": [round(s.t, 1) for s in samples],
             "tasks": {name: {
-                "jobs_per_s": task_column(name, lambda t, s: round(t.jobs / s.seconds, 3)),
+                "jobs_per_s": task_column(name, lambda t, s: round(t.jobs / s.seconds, 2)),
                 "errors": task_column(name, lambda t, s: t.errors),
                 "refused": task_column(name, lambda t, s: t.refused),
                 "p50_ms": task_column(name, lambda t, s: _ms(t.p50)),
@@ -199,7 +200,7 @@ class History:
                 "why": self.npu_why,
             },
             "events": [{"t": round(e.t, 1), "kind": e.kind, "slot": e.slot,
-                        "detail": e.detail} for e in self.events if e.t > after],
+                        "detail": e.detail} for e in self.events if round(e.t, 1) > after],
         }
 
 
@@ -210,13 +211,18 @@ def quantile(ordered: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
+def _ms(seconds: float | None) -> float | int | None:
+    """Milliseconds to three significant figures or so: what a chart shows, and a full hour
+    of columns stays small."""
+    if seconds is None:
+        return None
+    ms = seconds * 1000
+    return round(ms) if ms >= 100 else round(ms, 1) if ms >= 10 else round(ms, 2)
 
 
-def _mb(value: int | None) -> float | None:
-    return None if value is None else round(value / 2**20, 1)
+def _mb(value: int | None) -> int | None:
+    return None if value is None else round(value / 2**20)
 
 
-def _pct(share: float | None) -> float | None:
-    return None if share is None else round(share * 100, 1)
+def _pct(share: float | None) -> int | None:
+    return None if share is None else round(share * 100)
