@@ -113,11 +113,16 @@ def test_the_page_shows_the_verdict_numbers_and_charts(browser, service: Service
     # A worker killed now is a restart marker on the charts after the next sample.
     markers = "#chart-jobs line.ev-restart"
     before = page.locator(markers).count()
+    restarts = "#workers tr:nth-child(4) td:nth-child(6)"  # slot 2's restarts, as HTML
+    counted = int(page.inner_text(restarts))
     victim = service.farm_status()["slots"][2]["pid"]
     os.kill(victim, signal.SIGKILL)
     page.wait_for_function("([css, n]) => document.querySelectorAll(css).length > n",
                            arg=[markers, before], timeout=35_000)
     assert page.locator(markers).last.text_content() == "worker 2 restart: signal SIGKILL"
+    # the numbers refresh in place too (the page fetches itself every 10 s)
+    page.wait_for_function("([css, n]) => +document.querySelector(css).textContent > n",
+                           arg=[restarts, counted], timeout=15_000)
     service.wait_ready(workers=3)
 
     weight = page.evaluate("""() => performance.getEntriesByType('navigation')
