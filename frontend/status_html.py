@@ -53,7 +53,7 @@ def _now(doc: dict[str, Any]) -> str:
         "Models loaded": ", ".join(models) or "none",
         "Queue": f"{farm['queue']} waiting (of {farm['queue_size']}), {farm['running']} running",
         "Throughput": f"{farm['jobs_last_minute']} jobs in the last minute "
-                      f"({farm['jobs_per_s']:.2f} jobs/s)",
+                      f"({farm['jobs_last_minute'] / 60:.2f} jobs/s)",
         "Jobs": f"{counters['jobs']} done, {counters['errors']} errors, {counters['busy']} "
                 f"refused busy, {counters['retries']} retried, {counters['timeouts']} timed out",
         "HTTP front": _front_line(doc["front"]),

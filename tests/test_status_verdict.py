@@ -29,6 +29,7 @@ def farm(backend: str = "rknn", ready: int = 3, rate: float = 0.0, busy: int = 0
                    "last_exit": "code 1", "last_error": ERROR if i == looping else None}
                   for i in range(3)],
         "front": {"serving": 1, "restarts": 0, "crash_loop": False},
+        "jobs_last_minute": round(rate * 60),
         "recent": {"seconds": 60.0, "jobs_per_s": rate, "busy_workers": busy,
                    "refused": refused},
     }

@@ -40,14 +40,14 @@ def running_line(findings: list[Finding], status: dict[str, Any]) -> str:
     """What a healthy farm is doing, in the words an owner checks: NPU or CPU, and pace."""
     workers = list(status.get("workers", {}).values())
     recent = status.get("recent") or {}
-    rate = recent.get("jobs_per_s") or 0.0
+    rate = status.get("jobs_last_minute", 0) / 60  # live, unlike the 10 s samples
     pace = f"{rate:.1f} jobs/s" if rate >= 0.05 else "idle"
     backend = status.get("backend")
     if backend == "rknn":
         cores = sum(str(w.get("device", "")).startswith("npu") for w in workers)
-        if pace == "idle":
-            return f"{cores} NPU core{_s(cores)} ready, idle"
-        busy = recent.get("busy_workers", 0)
+        busy = max(recent.get("busy_workers", 0), sum(bool(w.get("busy")) for w in workers))
+        if pace == "idle" or not busy:
+            return f"{cores} NPU core{_s(cores)} ready, {pace}"
         return f"{busy} NPU core{_s(busy)} busy, {pace}"
     count = f"{len(workers)} worker{_s(len(workers))}"
     if backend == "rknn-sim":

@@ -75,10 +75,10 @@
   const slots = (kind) => keysLike(new RegExp(`^${kind}:(\\d+)$`)).map((m) => +m[1]);
 
   const CHARTS = [
-    {id: "jobs", title: "Jobs per second, by task", unit: "/s", empty: "No jobs in the last hour.",
+    {id: "jobs", title: "Jobs per second, by task", unit: "/s", empty: "No jobs in the samples of the last hour.",
      lines: () => tasks().map((t, i) => ({label: t, v: col(`task:${t}:jobs_per_s`), cls: i}))},
     {id: "latency", title: "Latency, queue + run (p50 solid, p95 dashed)", unit: " ms", log: true,
-     empty: "No jobs in the last hour.",
+     empty: "No jobs in the samples of the last hour.",
      lines: () => tasks().flatMap((t, i) => [
        {label: `${t} p50`, v: col(`task:${t}:p50_ms`), cls: i},
        {label: `${t} p95`, v: col(`task:${t}:p95_ms`), cls: i, dash: true}])},
