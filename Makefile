@@ -101,7 +101,8 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q python3-venv python3-dev; }
 
-# The status-page test renders in headless Chromium, from Debian's package.
+# The status-page test renders in headless Chromium, from Debian's package, driven by
+# Playwright (the dev extra) through its executable_path: no browser build is downloaded.
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  echo "installing chromium with apt-get (for the status page test)"; \

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from frontend.auth import check_api_key
 from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
 from frontend.errors import busy, missing_fields, unusable
+from frontend.farm_state import farm_status
 from frontend.formats import face_models, ocr_result, represent_result, vector_strings
 from frontend.jobs import JobFailed, Overloaded, run_job
-from frontend.status import farm_status
 from protocol.client import FarmUnreachable
 from protocol.wire import MAX_TEXT_CHARS
 

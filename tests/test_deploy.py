@@ -475,6 +475,8 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
                 pass
             time.sleep(0.5)
         assert check.json()["result"] == "pass"
+        script = requests.get(f"http://127.0.0.1:{port}/static/status.js", timeout=5)
+        assert script.status_code == 200 and "status.json" in script.text  # package data
         wrong = requests.post(f"http://127.0.0.1:{port}/check", timeout=5,
                               headers={"api-key": "mt_photos_ai_extra"})
         assert wrong.status_code == 401

@@ -52,6 +52,7 @@ class WorkerState:
     last_seen: float
     jobs: int = 0
     errors: int = 0
+    busy_seconds: float = 0.0  # time spent on jobs: the status history's per-core use
 
 
 @dataclass
@@ -172,6 +173,7 @@ class Broker:
                 w.identity.decode(errors="replace"): {
                     **w.info, "jobs": w.jobs, "errors": w.errors,
                     "busy": w.identity in self.dispatch.running,
+                    "busy_seconds": round(w.busy_seconds, 3),
                 }
                 for w in self.workers.values()
             },
@@ -202,10 +204,12 @@ class Broker:
         started = job.started_at or now
         task.queue.observe(max(0.0, started - job.queued_at))
         task.run.observe(max(0.0, now - started))
+        task.recent.add(max(0.0, now - job.queued_at))
         task.counters["jobs"] += 1
         task.counters["errors"] += failed
         state.jobs += 1
         state.errors += failed
+        state.busy_seconds += max(0.0, now - started)
         self.finished.append(now)
 
     def _log_job(self, job: Job, worker: bytes | None, status: str, now: float) -> None:
