@@ -116,3 +116,15 @@ def test_debugfs_closed_to_the_service_user_is_no_warning(rk3588, monkeypatch):
     assert report["verdict"]["text"] == "1 NPU core busy, 1.0 jobs/s"
     (driver,) = [f for f in report["findings"] if f["topic"] == "NPU driver"]
     assert driver["status"] == "info" and "root-only" in driver["detail"]
+
+
+def test_the_keyless_page_shows_no_path_of_this_machine(rk3588):
+    """Doctor's findings name files and directories (the journal and `mtai doctor` keep
+    them); what /status.json carries has them cut to their last part."""
+    root, models = rk3588
+    report = health(models, root).report(farm("onnx", looping=1))
+    texts = [report["verdict"]["text"], report["verdict"]["fix"]]
+    texts += [f[key] for f in report["findings"] for key in ("detail", "fix", "headline")]
+    assert any("…/" in text for text in texts), texts  # there were paths to cut
+    for text in texts:
+        assert str(models) not in text and str(root) not in text, text

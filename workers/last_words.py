@@ -21,10 +21,14 @@ def _file(runtime: Path, slot: int) -> Path:
     return Path(runtime) / f"worker-{slot}.last-error"
 
 
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path reduced to its file name (``…/name``)."""
+    return _PATH.sub(r"…/\1", text)
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message`` on one line, paths reduced to file names, at most MAX_CHARS."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    text = _PATH.sub(r"…/\1", text)
+    text = without_paths(" ".join(f"{type(exc).__name__}: {exc}".split()))
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
 
 

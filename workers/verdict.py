@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from models.doctor import OK, PROBLEM, Finding, headline, system_findings
 from protocol.settings import Settings
+from workers.last_words import without_paths
 from workers.probe import judge
 
 REFRESH_SECONDS = 300.0  # the machine's findings change when someone converts or installs
@@ -83,5 +84,9 @@ class Health:
                                           self.settings.backend, privileged=os.geteuid() == 0)
             self.refresh_at = now + REFRESH_SECONDS
         findings = [*judge(status), *self.system]
-        return {"verdict": asdict(verdict(findings, status)),
-                "findings": [asdict(f) for f in findings]}
+        # The page showing these needs no key: no paths of this machine in them (the
+        # journal and `mtai doctor` have the full text).
+        shown = [replace(f, detail=without_paths(f.detail), fix=without_paths(f.fix),
+                         headline=without_paths(f.headline)) for f in findings]
+        judged = verdict(shown, status)
+        return {"verdict": asdict(judged), "findings": [asdict(f) for f in shown]}
