@@ -43,6 +43,10 @@ _STRIP_VALUES = 4_000_000  # values per strip when scaling deep greyscale to 8 b
 # Pillow's own bomb guard runs in Image.open on the header size, exactly where ours runs
 # (before any pixel is decoded); ours gives the client the reason, so Pillow's stays off.
 Image.MAX_IMAGE_PIXELS = None
+# Pillow's chatter about damaged files (truncated tags, corrupt EXIF); failures still raise.
+# A process-wide filter, not catch_warnings per decode: decodes run in several threads at
+# once, and catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -98,9 +102,7 @@ def _client_errors(data: bytes) -> Iterator[None]:
     if not data:
         raise ImageRejected("empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # truncated-tag chatter; failures still raise
-            yield
+        yield
     except ImageRejected:
         raise
     except UnidentifiedImageError:
