@@ -60,7 +60,7 @@ def test_a_100k_deep_json_array_is_the_clients_422_and_logs_no_traceback(caplog)
 
 
 def test_a_json_body_beyond_any_query_is_refused_unread():
-    client = app_with(ScriptedFarm("internal")).test_client()
+    client = app_with(ScriptedFarm("internal"), max_upload_mb=100).test_client()
     response = client.post("/clip/txt", headers=KEY, content_type="application/json",
                            data=json.dumps({"text": "x" * (2 * 1024 * 1024)}))
     assert response.status_code == 413
