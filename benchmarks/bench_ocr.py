@@ -35,11 +35,11 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frontend.decode import decode_image  # noqa: E402
 from models.manifest import MANIFEST_NAME, Manifest, Preprocess, default_model_dir  # noqa: E402
 from models.ocr.pipeline import OcrPipeline  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 LEVERS = ("arena", "shrink", "nospin", "rec1", "clsall", "lut")

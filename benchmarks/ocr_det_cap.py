@@ -22,12 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frontend.decode import decode_image  # noqa: E402
 from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import det_input_size  # noqa: E402
 from models.ocr.geometry import fit_sides, letterbox  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from tests.ocr_fixtures import reference_lines  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"

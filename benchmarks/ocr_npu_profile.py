@@ -47,7 +47,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frontend.decode import decode_image  # noqa: E402
 from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import TextDetector, det_input_size  # noqa: E402
@@ -63,6 +62,7 @@ from models.ocr.profile import (  # noqa: E402
     strip_canvases,
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
     profile_tolerance,

@@ -30,6 +30,7 @@ TASK_COUNTERS = {
     "retries": "Jobs re-queued after their worker died",
     "lost": "Jobs whose worker died twice",
     "timeouts": "Jobs that ran past their deadline (their worker was replaced)",
+    "cancelled": "Queued jobs dropped because their HTTP client had gone",
 }
 
 

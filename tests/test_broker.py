@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from protocol.wire import ERROR, READY, REPLY, REQUEST, Message, decode, encode
+from protocol.wire import CANCEL, ERROR, READY, REPLY, REQUEST, Message, decode, encode
 from workers.broker import Broker
 from workers.dispatch import Dispatcher
 
@@ -120,3 +120,20 @@ def test_a_deadline_far_in_the_future_is_capped(rig: Rig):
     (job,) = rig.broker.dispatch.running.values()
     assert job.deadline - time.monotonic() <= 3600
     worker.close()
+
+
+def test_a_cancelled_job_never_reaches_a_worker(rig: Rig):
+    """The front cancels a queued job whose HTTP client has gone: no worker runs it, nobody
+    is answered, and it is counted."""
+    worker = rig.worker(b"w0.1")
+    rig.send(*request(time.time() + 30, "runs"))
+    rig.send(*request(time.time() + 30, "queued"))
+    assert [j.id for j in rig.broker.dispatch.queue] == ["queued"]
+    rig.send(*encode(Message(REQUEST, "c1", task=CANCEL, options={"id": "queued"})))
+    assert list(rig.broker.dispatch.queue) == [] and rig.answers() == []
+    job = decode(worker.recv_multipart())
+    worker.send_multipart(encode(job.reply({"lines": []})))
+    rig.turn()
+    assert [m.id for m in rig.answers()] == ["runs"]
+    assert not worker.poll(200)  # the cancelled job was never handed out
+    assert rig.broker.stats.totals()["cancelled"] == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from frontend.decode import decode_image
 from models.ocr.compare import match_lines
 from models.ocr.pipeline import OcrPipeline
+from protocol.images import decode_image
 from tests.ocr_fixtures import load_pipeline, reference_lines
 
 

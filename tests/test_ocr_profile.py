@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 
-from frontend.decode import decode_image
 from models.fetch import fetch_ocr, ocr_manifest
 from models.manifest import MANIFEST_NAME, Manifest
 from models.ocr.compare import match_lines
@@ -22,6 +21,7 @@ from models.ocr.layout import SEAM_MARGIN, plan_layout, spans
 from models.ocr.pipeline import OcrPipeline, manifest_profile
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.split import join_texts, split_line
+from protocol.images import decode_image
 from tests.ocr_fixtures import (
     load_pipeline,
     profile_tolerance,

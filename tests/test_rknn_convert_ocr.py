@@ -21,11 +21,12 @@ import pytest
 from models.convert import plan, toolkit
 from models.convert.check import check_ocr
 from models.convert.convert import ConversionError, Samples, convert_family
-from models.convert.samples import load_rgb, ocr_samples
+from models.convert.samples import ocr_samples
 from models.manifest import MANIFEST_NAME, Manifest
 from models.ocr.pipeline import OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime.static import StaticSession
+from protocol.images import load_rgb
 from tests.rknn_fixtures import ocr_with_profile
 
 pytestmark = pytest.mark.simulator

@@ -17,6 +17,7 @@ import zmq
 
 from protocol.wire import (
     BUSY,
+    CANCEL,
     ERROR,
     HEARTBEAT,
     READY,
@@ -77,6 +78,9 @@ class Broker:
             return
         if request.kind != REQUEST:
             log.warning("front sent a %s message; dropped", request.kind)
+            return
+        if request.task == CANCEL:
+            self._cancel(client, request.options.get("id"))
             return
         if request.task in self.controls:
             self._send_front(client, self._run_control(request))
@@ -178,6 +182,13 @@ class Broker:
                 for w in self.workers.values()
             },
         }
+
+    def _cancel(self, client: bytes, job_id: Any) -> None:
+        """The front's client of a queued job has gone: the job is not worth a worker."""
+        job = self.dispatch.cancel(client, job_id) if isinstance(job_id, str) else None
+        if job is not None:
+            self.stats.count(self._task_name(job.task), "cancelled")
+            self._log_job(job, None, "cancelled", time.monotonic())
 
     def _run_control(self, request: Message) -> Message:
         try:

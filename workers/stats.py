@@ -15,7 +15,7 @@ from typing import Any
 
 # Seconds; covers a queued CLIP text query (ms) up to a job at its deadline (a minute).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-COUNTERS = ("jobs", "errors", "busy", "retries", "lost", "timeouts")
+COUNTERS = ("jobs", "errors", "busy", "retries", "lost", "timeouts", "cancelled")
 
 
 @dataclass

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from models.clip import l2_normalise
+from models.clip.install import EMBED_DIM
 from protocol.wire import BAD_INPUT, INTERNAL, MAX_TEXT_CHARS, UNAVAILABLE, Message
 
 log = logging.getLogger(__name__)
@@ -85,29 +87,34 @@ def ocr_handler(pipeline: Any) -> Handler:
 
 
 def clip_image_handler(clip: Any) -> Handler:
-    """CLIP image: a 224x224 RGB array (the front resizes) -> 512 float32, unnormalised."""
+    """CLIP image: an RGB array of the image model's input size (the front resizes) -> 512
+    float32, unnormalised unless `options.normalise` (Immich stores unit vectors)."""
 
     def handle(request: Message) -> Message:
         image = rgb_image(request)
-        if image.shape[:2] != (224, 224):
-            raise InputRejected(f"CLIP takes 224x224 pixels, got {image.shape[1]}x{image.shape[0]}")
-        return request.reply(arrays=[embedding(clip.image(image))])
+        height, width = clip.image.size
+        if image.shape[:2] != (height, width):
+            raise InputRejected(f"CLIP takes {width}x{height} pixels, "
+                                f"got {image.shape[1]}x{image.shape[0]}")
+        return request.reply(arrays=[embedding(clip.image(image), _normalise(request))])
 
     return handle
 
 
 def clip_text_handler(clip: Any) -> Handler:
-    """CLIP text: `options.text` -> 512 float32; the text model may load on first use."""
+    """CLIP text: `options.text` -> 512 float32 (unit length if `options.normalise`); the
+    text model may load on first use."""
 
     def handle(request: Message) -> Message:
         text = request.options.get("text")
         if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
             raise InputRejected(f"text must be a string of at most {MAX_TEXT_CHARS} characters")
+        normalise = _normalise(request)
         try:
             encoder = clip.text()
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise TaskUnavailable(f"the CLIP text model cannot be loaded: {exc}") from exc
-        return request.reply(arrays=[embedding(encoder(text))])
+        return request.reply(arrays=[embedding(encoder(text), normalise)])
 
     return handle
 
@@ -134,16 +141,23 @@ def face_handler(faces: Any, min_score: float) -> Handler:
     return handle
 
 
-EMBEDDING_SIZE = 512
+EMBEDDING_SIZE = EMBED_DIM
 
 
-def embedding(vector: np.ndarray) -> np.ndarray:
+def embedding(vector: np.ndarray, normalise: bool = False) -> np.ndarray:
     """A model output fit to send: 512 finite float32 values (an fp16 NPU model can overflow
-    to inf/NaN, which would reach MT-Photos as "nan" strings)."""
+    to inf/NaN, which would reach MT-Photos as "nan" strings), L2-normalised on request."""
     values = np.asarray(vector, dtype=np.float32).ravel()
     if values.size != EMBEDDING_SIZE or not np.isfinite(values).all():
         raise ValueError(f"model gave {values.size} values, finite: {np.isfinite(values).all()}")
-    return values
+    return l2_normalise(values) if normalise else values
+
+
+def _normalise(request: Message) -> bool:
+    value = request.options.get("normalise", False)
+    if not isinstance(value, bool):
+        raise InputRejected("normalise must be true or false")
+    return value
 
 
 def _fraction(options: dict[str, Any], key: str) -> float | None:

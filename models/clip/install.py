@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.clip.tokenizer import CONTEXT_LENGTH
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -31,8 +32,7 @@ TEXT_FILE = "vit-b-16.txt.fp32.onnx"
 VOCAB_FILE = "vocab.txt"
 VOCAB_SHA256 = "45bbac6b341c319adc98a532532882e91a9cefc0329aa57bac9ae761c27b291c"  # cn_clip 1.6.0
 EMBED_DIM = 512
-IMAGE_SIZE = 224
-CONTEXT_LENGTH = 52
+IMAGE_SIZE = 224  # the front resizes to protocol.images.CLIP_SIZE; a test keeps them equal
 VOCAB_SIZE = 21128
 
 # Chinese-CLIP's image recipe (cn_clip image_transform): RGB, /255, OpenAI CLIP's mean and std.
