@@ -31,7 +31,7 @@ PACKAGES = ("frontend", "workers", "protocol", "models")
 ENVIRON_READERS = {
     "protocol/settings.py": "the settings",
     "workers/systemd.py": "NOTIFY_SOCKET / WATCHDOG_USEC, systemd's notify protocol",
-    "workers/supervisor.py": "the children's environment",
+    "workers/children.py": "the children's environment",
     "models/clip/fetch.py": "PYTHONPATH of the cn_clip export subprocess",
 }
 
