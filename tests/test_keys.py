@@ -45,6 +45,15 @@ def test_init_makes_a_private_key_pair_once_and_prints_the_key_last(tmp_path, mo
     assert again.splitlines()[-1] == key  # never replaced
 
 
+def test_a_public_key_never_starts_like_a_command_line_option(tmp_path, monkeypatch):
+    made = iter([zmq.curve_keypair() for _ in range(3)])
+    dash = (b"-" + zmq.curve_keypair()[0][1:], zmq.curve_keypair()[1])
+    pairs = [dash, dash, *made]
+    monkeypatch.setattr(zmq, "curve_keypair", lambda: pairs.pop(0))
+    public, _ = keys.ensure_keypair(tmp_path)
+    assert not public.startswith(b"-") and len(pairs) == 2  # made again, twice
+
+
 def test_a_loose_key_directory_is_tightened(tmp_path):
     directory = tmp_path / "keys"
     directory.mkdir(mode=0o755)

@@ -10,7 +10,9 @@ in test_node_gate.py and by the broker's silence rule in test_farm.py).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -160,6 +162,30 @@ def test_a_node_without_clip_gets_ocr_jobs_but_never_clip_jobs(board: Board, nod
     assert on_node, "the node got no OCR job"
     assert [w for w in board.node_jobs("clip_image") if w.startswith("n")] == []
     assert sum(board.node_jobs("clip_image").values()) == 12
+
+
+def test_a_node_worker_killed_mid_job_is_respawned_by_its_node_and_its_job_retried(
+        board: Board, node_a: NodeA):
+    key_id = node_a.key[:8]
+    retries = board.service.farm_status()["counters"]["retries"]
+    with ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(sleep_job, board.service, 3.0, 30) for _ in range(3)]
+        wait_for(lambda: board.nodes()[key_id]["busy"] == 2, 10, "node workers not busy",
+                 board.service)
+        victim = next(w for w in board.service.farm_status()["workers"].values()
+                      if w.get("node") == key_id and w["busy"])
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert [job.result(timeout=60) for job in jobs] == ["ok"] * 3
+    assert board.service.farm_status()["counters"]["retries"] == retries + 1
+
+    def replaced() -> bool:
+        pids = [w["pid"] for w in board.service.farm_status()["workers"].values()
+                if w.get("node") == key_id]
+        return len(pids) == 2 and victim["pid"] not in pids
+
+    wait_for(replaced, 60, "the node did not respawn its worker", board.service)
+    assert "worker 0 exited with signal SIGKILL" in node_a.log_path.read_text() or \
+        "worker 1 exited with signal SIGKILL" in node_a.log_path.read_text()
 
 
 def test_a_killed_node_under_ocr_load_fails_no_request_then_rejoins(board: Board,

@@ -81,16 +81,20 @@ class NodeSupervisor:
 
     def handle_signals(self) -> None:
         while self.signals:
-            signum = self.signals.pop(0)
-            if signum in (signal.SIGTERM, signal.SIGINT):
-                log.info("%s: stopping", signal.Signals(signum).name)
+            received = signal.Signals(self.signals.pop(0))
+            if received is signal.SIGHUP:
+                self.restart_workers()
+            elif received is not signal.SIGCHLD:  # SIGTERM, SIGINT
+                log.info("%s: stopping", received.name)
                 self.stopping = True
-            elif signum == signal.SIGHUP:
-                log.info("SIGHUP: restarting the workers")
-                for child in self.workers:
-                    if child.alive():
-                        child.recycling = True
-                        child.terminate(WORKER_STOP_GRACE)
+
+    def restart_workers(self) -> None:
+        """SIGHUP: every worker finishes its job and is started again (new models load)."""
+        log.info("SIGHUP: restarting the workers")
+        for child in self.workers:
+            if child.alive():
+                child.recycling = True
+                child.terminate(WORKER_STOP_GRACE)
 
     def notify(self) -> None:
         running = sum(child.alive() for child in self.workers)
