@@ -297,3 +297,19 @@ def test_a_node_worker_of_another_protocol_version_is_refused_on_both_sides(
         worker.kill()
         worker.wait(10)
     assert json.dumps(board.service.farm_status())
+
+
+def test_a_taken_node_port_stops_the_service_with_a_clear_message(model_dir: Path,
+                                                                  tmp_path: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = start_service(tmp_path, model_dir, WORKERS="1",
+                                NODE_LISTEN=f"tcp://127.0.0.1:{port}",
+                                NODE_KEYS=str(tmp_path / "keys"))
+        assert service.process.wait(60) == 1
+    assert f"cannot listen for nodes on tcp://127.0.0.1:{port}" in service.log()
+    assert "started worker" not in service.log()  # nothing was started

@@ -30,6 +30,7 @@ from workers.children import Child, child_env
 from workers.dispatch import Dispatcher
 from workers.history import History
 from workers.identity import parse_worker_identity, worker_identity
+from workers.keys import KeyProblem
 from workers.link import HEARTBEAT_TIMEOUT
 from workers.listener import PortUnavailable, open_listener
 from workers.memory import uss_bytes
@@ -94,7 +95,7 @@ class Supervisor:
         self.front_child.pass_fds = (self.listener.fileno(),)
         try:
             self._setup()
-        except OSError as exc:  # NODE_LISTEN taken, or a key directory we cannot use
+        except (OSError, KeyProblem) as exc:  # NODE_LISTEN taken, a key directory unusable
             log.error("%s", exc)
             self.listener.close()
             return False
