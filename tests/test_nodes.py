@@ -131,8 +131,14 @@ def test_a_node_joins_and_status_check_metrics_and_doctor_show_it(board: Board, 
              board.service)
     assert board.nodes()[node_a.key[:8]]["last_heartbeat_seconds"] < 5
     check = board.service.post("/check").json()
-    assert [n["key_id"] for n in check["nodes"]] == [node_a.key[:8]]
-    assert check["workers"] == 3  # one here, two on the node
+    assert [(n["key_id"], n["workers"]) for n in check["nodes"]] == [(node_a.key[:8], 2)]
+    assert check["workers"] == 1  # this board's; the node's are in its entry
+    status = board.service.farm_status()
+    assert list(status["workers"]) == [f"w0.{status['slots'][0]['pid']}"]  # slots unchanged
+    assert [w["slot"] for w in board.nodes()[node_a.key[:8]]["worker_list"]] in ([0, 1], [1, 0])
+    page_data = requests.get(board.service.url + "/status.json", timeout=10).json()
+    assert [n["key_id"] for n in page_data["nodes"]] == [node_a.key[:8]]
+    assert len(page_data["workers"]) == 1  # one row per slot of this board
     metrics = requests.get(board.service.url + "/metrics", timeout=10).text
     assert f'mtai_node_workers{{name="board-2",node="{node_a.key[:8]}"}} 2.0' in metrics
     page = requests.get(board.service.url + "/", timeout=10).text
@@ -172,15 +178,13 @@ def test_a_node_worker_killed_mid_job_is_respawned_by_its_node_and_its_job_retri
         jobs = [pool.submit(sleep_job, board.service, 3.0, 30) for _ in range(3)]
         wait_for(lambda: board.nodes()[key_id]["busy"] == 2, 10, "node workers not busy",
                  board.service)
-        victim = next(w for w in board.service.farm_status()["workers"].values()
-                      if w.get("node") == key_id and w["busy"])
+        victim = next(w for w in board.nodes()[key_id]["worker_list"] if w["busy"])
         os.kill(victim["pid"], signal.SIGKILL)
         assert [job.result(timeout=60) for job in jobs] == ["ok"] * 3
     assert board.service.farm_status()["counters"]["retries"] == retries + 1
 
     def replaced() -> bool:
-        pids = [w["pid"] for w in board.service.farm_status()["workers"].values()
-                if w.get("node") == key_id]
+        pids = [w["pid"] for w in board.nodes()[key_id]["worker_list"]]
         return len(pids) == 2 and victim["pid"] not in pids
 
     wait_for(replaced, 60, "the node did not respawn its worker", board.service)
@@ -290,7 +294,10 @@ def test_a_node_worker_of_another_protocol_version_is_refused_on_both_sides(
         with ThreadPoolExecutor(3) as pool:
             assert set(pool.map(lambda _: sleep_job(board.service, 0.05), range(9))) == {"ok"}
         mine = f"n0.{worker.pid}."
-        assert not [w for w in board.service.farm_status()["workers"] if w.startswith(mine)]
+        status = board.service.farm_status()
+        names = [*status["workers"], *(w["name"] for n in status["nodes"]
+                                       for w in n["worker_list"])]
+        assert names and not [name for name in names if name.startswith(mine)]
         assert not [w for w in board.node_jobs("sleep") if w.startswith(mine)]
         assert worker.poll() is None  # refused, not crashed: it asks again later
     finally:

@@ -344,19 +344,12 @@ class Broker:
             "jobs_last_minute": self._recent(60.0),
             "counters": self.stats.totals(),
             "tasks": self.stats.snapshot(),
-            "workers": {
-                w.name: {
-                    **w.info, "jobs": w.jobs, "errors": w.errors,
-                    "busy": w.identity in self.dispatch.running,
-                    "busy_seconds": round(w.busy_seconds, 3),
-                    "given": sorted(w.offer),
-                    "rtt_ms": round(w.rtt * 1000, 3) if w.rtt is not None else None,
-                    **({"node": w.peer.key_id, "address": w.peer.address} if w.peer else {}),
-                }
-                for w in self.workers.values()
-            },
-            "nodes": node_status(self.nodes.values(), self.workers.values(),
-                                 set(self.dispatch.running)),
+            # This board's workers, one per slot, as before nodes existed; a node's workers
+            # are listed under its entry in "nodes" (the shape only grows).
+            "workers": {w.name: self._entry(w) for w in self.workers.values() if w.peer is None},
+            "nodes": node_status(self.nodes.values(),
+                                 [w for w in self.workers.values() if w.peer is not None],
+                                 set(self.dispatch.running), self._entry),
             "node_listen": self.gate.listen if self.gate else None,
         }
 
@@ -366,6 +359,14 @@ class Broker:
         if job is not None:
             self.stats.count(self._task_name(job.task), "cancelled")
             self._log_job(job, None, "cancelled", time.monotonic())
+
+    def _entry(self, worker: WorkerState) -> dict[str, Any]:
+        return {
+            **worker.info, "jobs": worker.jobs, "errors": worker.errors,
+            "busy": worker.identity in self.dispatch.running,
+            "busy_seconds": round(worker.busy_seconds, 3), "given": sorted(worker.offer),
+            "rtt_ms": round(worker.rtt * 1000, 3) if worker.rtt is not None else None,
+        }
 
     def _run_control(self, request: Message) -> Message:
         try:

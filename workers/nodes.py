@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,10 @@ class NodeRecord:
     rtt: float | None = None
 
 
-def node_status(records: Iterable[NodeRecord], workers: Iterable[Any],
-                running: set[bytes]) -> list[dict[str, Any]]:
-    """The status' ``nodes`` list: one entry per node key, connected or gone."""
+def node_status(records: Iterable[NodeRecord], workers: Iterable[Any], running: set[bytes],
+                describe: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The status' ``nodes`` list: one entry per node key, connected or gone, with its
+    workers as ``describe`` shows one (``worker_list``)."""
     now = time.monotonic()
     by_key: dict[str, list[Any]] = {}
     for worker in workers:
@@ -164,5 +165,6 @@ def node_status(records: Iterable[NodeRecord], workers: Iterable[Any],
             "errors": record.errors,
             "last_heartbeat_seconds": round(now - record.last_seen, 1),
             "rtt_ms": round(rtts[len(rtts) // 2] * 1000, 3) if rtts else None,
+            "worker_list": [{"name": w.name, **describe(w)} for w in mine],
         })
     return found
