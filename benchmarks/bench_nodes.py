@@ -58,11 +58,17 @@ def tcp_bytes(port: int) -> tuple[int, int]:
     return received, sent
 
 
+def worker_names(status: dict[str, Any]) -> list[str]:
+    """This board's workers, then the nodes' (the status lists those under their node)."""
+    return [*status["workers"], *(w["name"] for node in status.get("nodes", [])
+                                  for w in node["worker_list"])]
+
+
 def wait_workers(service: Service, count: int, timeout: float = 180) -> dict[str, Any]:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         status = service.farm_status()
-        if len(status["workers"]) >= count:
+        if len(worker_names(status)) >= count:
             return status
         time.sleep(0.3)
     raise TimeoutError(f"{count} workers not ready: {service.log()}")
@@ -90,7 +96,7 @@ def transfer(calls: int, model_dir: Path) -> list[tuple[str, ...]]:
             wait_workers(service, 1)
             node = join_node(service, work, model_dir, listen, work / "keys", workers=1)
             status = wait_workers(service, 2)
-            workers = sorted(status["workers"], key=lambda w: not w.startswith("w"))
+            workers = worker_names(status)
             port = int(listen.rsplit(":", 1)[1])
             page = decode_image(OCR_PAGE.read_bytes(), max_side=2000).array
             payloads = [
@@ -181,8 +187,9 @@ def scaling(seconds: float, jobs: int) -> list[tuple[str, ...]]:
             alone = throughput(service, 3, seconds, jobs // 2)
             node = join_node(service, work, empty, listen, work / "keys", workers=3)
             wait_workers(service, 6)
+            start = len(service.log_path.read_text(errors="replace"))
             together = throughput(service, 6, seconds, jobs)
-            counts = _jobs_by_place(service)
+            counts = _jobs_by_place(service.log_path.read_text(errors="replace")[start:])
         finally:
             if node is not None:
                 node.stop()
@@ -192,14 +199,15 @@ def scaling(seconds: float, jobs: int) -> list[tuple[str, ...]]:
          ""),
         ("3 local + 3 remote", f"{together:.2f}",
          f"{together / (6 / seconds):.3f} of 6/t = {6 / seconds:.1f}",
-         f"{together / alone:.2f}x 3 local; jobs local/remote {counts}"),
+         f"{together / alone:.2f}x 3 local; jobs here/on the node {counts}"),
     ]
 
 
-def _jobs_by_place(service: Service) -> str:
-    workers = re.findall(r"job task=sleep worker=(\S+) .*status=ok", service.log())
+def _jobs_by_place(log: str) -> str:
+    """Jobs of the 6-worker run answered by this board's workers / by the node's."""
+    workers = re.findall(r"job task=sleep worker=(\S+) .*status=ok", log)
     local = sum(w.startswith("w") for w in workers)
-    return f"{local}/{len(workers) - local} (last lines of the log)"
+    return f"{local}/{len(workers) - local}"
 
 
 def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

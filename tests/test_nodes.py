@@ -9,6 +9,7 @@ in test_node_gate.py and by the broker's silence rule in test_farm.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from tests.service import (
     wait_for,
 )
 from tests.test_farm import failures, post_ocr
+from workers.link import HEARTBEAT_TIMEOUT
 
 pytestmark = pytest.mark.service
 
@@ -223,6 +225,32 @@ def test_a_killed_node_under_ocr_load_fails_no_request_then_rejoins(board: Board
     assert board.nodes()[key_id]["jobs"] > before, "the node rejoined but got no job"
 
 
+def test_a_silent_node_is_dropped_after_the_heartbeat_timeout_and_comes_back(board: Board,
+                                                                           node_a: NodeA):
+    """SIGSTOP: its connections stay open but nothing answers, as a cut-off or frozen board.
+    Its jobs are retried here after HEARTBEAT_TIMEOUT; once it runs again it registers anew."""
+    key_id = node_a.key[:8]
+    retries = board.service.farm_status()["counters"]["retries"]
+    group = node_a.node.process.pid
+    with ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(sleep_job, board.service, 1.0, 40) for _ in range(3)]
+        wait_for(lambda: board.nodes()[key_id]["busy"] == 2, 10, "node workers not busy",
+                 board.service)
+        os.killpg(group, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            assert [job.result(timeout=60) for job in jobs] == ["ok"] * 3
+            waited = time.monotonic() - stopped
+            assert HEARTBEAT_TIMEOUT - 1.5 <= waited < HEARTBEAT_TIMEOUT + 10, waited
+            assert not board.nodes()[key_id]["connected"]
+        finally:
+            os.killpg(group, signal.SIGCONT)
+    assert board.service.farm_status()["counters"]["retries"] == retries + 2
+    wait_for(lambda: board.nodes()[key_id]["workers"] == 2, 60,
+             "the node did not register again", board.service)
+    assert "stopped heartbeating" in board.service.log()
+
+
 def test_an_unknown_key_is_refused_never_served_then_joins_once_added(board: Board,
                                                                       tmp_path: Path):
     keys = tmp_path / "keys"
@@ -320,3 +348,46 @@ def test_a_taken_node_port_stops_the_service_with_a_clear_message(model_dir: Pat
         assert service.process.wait(60) == 1
     assert f"cannot listen for nodes on tcp://127.0.0.1:{port}" in service.log()
     assert "started worker" not in service.log()  # nothing was started
+
+
+def test_a_node_tells_systemd_it_is_ready_and_restarts_its_workers_on_sighup(board: Board,
+                                                                             tmp_path: Path):
+    """As mtai-node.service runs it: READY=1 and WATCHDOG=1 from the node's main process;
+    SIGHUP (systemctl reload) replaces every worker, which register again."""
+    import socket as sockets
+
+    keys = tmp_path / "keys"
+    key = mtai("keys", "init", NODE_KEYS=str(keys)).stdout.splitlines()[-1]
+    mtai("keys", "add", key, NODE_KEYS=str(board.keys))
+    empty = tmp_path / "models"
+    empty.mkdir()
+    notify = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(0.2)
+    node = start_node(tmp_path / "node.log", empty, keys, board.listen, board.server_key,
+                      workers=1, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="1000000")
+    messages: list[str] = []
+
+    def heard(text: str) -> bool:
+        with contextlib.suppress(TimeoutError, sockets.timeout):
+            messages.append(notify.recv(4096).decode())
+        return any(text in m for m in messages)
+
+    try:
+        wait_for(lambda: heard("READY=1"), 30, "no READY=1 from the node", board.service)
+        wait_for(lambda: heard("WATCHDOG=1"), 10, "no WATCHDOG=1 from the node", board.service)
+        wait_for(lambda: board.nodes().get(key[:8], {}).get("workers") == 1, 60,
+                 "the node did not join", board.service)
+        first = board.nodes()[key[:8]]["worker_list"][0]["pid"]
+        node.process.send_signal(signal.SIGHUP)
+
+        def replaced() -> bool:
+            workers = board.nodes()[key[:8]]["worker_list"]
+            return len(workers) == 1 and workers[0]["pid"] != first
+
+        wait_for(replaced, 60, "SIGHUP did not replace the node's worker", board.service)
+        assert "worker 0 recycled" in node.log()  # a planned restart, not a crash
+    finally:
+        notify.close()
+        assert node.stop() == 0, node.log()[-3000:]
+        mtai("keys", "remove", key, NODE_KEYS=str(board.keys))

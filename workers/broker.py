@@ -44,7 +44,7 @@ from protocol.wire import (
 from workers.capabilities import Announced, plan
 from workers.dispatch import Dispatcher, Job
 from workers.link import HEARTBEAT_INTERVAL
-from workers.nodes import NODE_IDENTITY_PREFIX, NodeGate, NodeRecord, Peer, node_status
+from workers.nodes import NodeGate, NodeRecord, Peer, node_status
 from workers.stats import FarmStats
 
 log = logging.getLogger("mtai.broker")
@@ -176,18 +176,10 @@ class Broker:
 
     def _register(self, socket: zmq.Socket, worker: bytes, header: dict[str, Any],
                   frame: zmq.Frame, gate: NodeGate | None, now: float) -> None:
-        peer = gate.peer(frame) if gate is not None else None
-        if gate is not None:
-            why = None
-            if peer is None:
-                why = "its messages carry no CURVE key"
-            elif not gate.authorised(peer.key):
-                why = f"its key {peer.key} is no longer authorised (mtai keys add)"
-            elif not worker.startswith(NODE_IDENTITY_PREFIX):
-                why = "its name is not a node worker's"
-            if why is not None:
-                self._refuse(socket, worker, why, peer)
-                return
+        peer, why = gate.admit(worker, frame) if gate is not None else (None, None)
+        if why is not None:
+            self._refuse(socket, worker, why, peer)
+            return
         if worker in self.workers:  # registered again (it lost us): its job, if any, is retried
             self.worker_gone(worker, "registered again")
         info = header.get("result") if isinstance(header.get("result"), dict) else {}

@@ -118,6 +118,17 @@ class NodeGate:
     def authorised(self, key: str) -> bool:
         return key in self.keys
 
+    def admit(self, worker: bytes, frame: zmq.Frame) -> tuple[Peer | None, str | None]:
+        """The sender of a READY, and why it may not register (None: it may)."""
+        peer = self.peer(frame)
+        if peer is None:
+            return None, "its messages carry no CURVE key"
+        if not self.authorised(peer.key):
+            return peer, f"its key {peer.key} is no longer authorised (mtai keys add)"
+        if not worker.startswith(NODE_IDENTITY_PREFIX):
+            return peer, "its name is not a node worker's"
+        return peer, None
+
     def close(self) -> None:
         self.socket.close(linger=0)
         self.auth.stop()

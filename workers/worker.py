@@ -20,6 +20,7 @@ import signal
 import socket as sockets
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from protocol.settings import Settings
 from protocol.wire import (
@@ -47,11 +48,14 @@ EXIT_ABANDONED = 3  # the broker gave up on our job: exit so the supervisor star
 
 
 class JobThread:
-    """Runs one job at a time off the main thread and wakes the main loop when it is done."""
+    """One thread that loads the models and then runs one job at a time, off the main thread,
+    waking the main loop when a job is done. Loading happens in the same thread as every
+    inference, so a runtime that ties its context to the thread that made it (an NPU driver)
+    sees one thread only."""
 
-    def __init__(self, runner: TaskRunner) -> None:
-        self.runner = runner
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="job")
+    def __init__(self) -> None:
+        self.runner = TaskRunner()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="job")  # its one thread is reused
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
@@ -60,6 +64,11 @@ class JobThread:
     @property
     def busy(self) -> bool:
         return self.future is not None
+
+    def load(self, settings: Settings, backend: str, core: int) -> dict[str, Any]:
+        """Load the models in the job thread; returns what the worker announces at READY."""
+        self.runner, info = self.pool.submit(load_runner, settings, backend, core).result()
+        return info
 
     def start(self, frames: list) -> None:
         self.future = self.pool.submit(reply_frames, [f.buffer for f in frames], self.runner)
@@ -86,7 +95,8 @@ def serve(endpoint: str, slot: int, core: int, backend: str, settings: Settings,
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which decides
     parent = os.getppid()
-    runner, info = load_runner(settings, backend, core)
+    jobs = JobThread()
+    info = jobs.load(settings, backend, core)
     info.update(slot=slot, pid=os.getpid())
     curve = None
     if endpoint.startswith("tcp://"):
@@ -96,7 +106,6 @@ def serve(endpoint: str, slot: int, core: int, backend: str, settings: Settings,
         me = f"n{slot}.{os.getpid()}.{secrets.token_hex(3)}".encode()  # unique across machines
     else:
         me = worker_identity(slot, os.getpid())
-    jobs = JobThread(runner)
     link = Link(endpoint, me, info, curve, extra_fds=(jobs.wake_r,))
     link.open()
     log.info("worker %d ready on core %d (%s)", slot, core, info)
