@@ -489,7 +489,7 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
 
     # The same installed package as a node: the key pair is made by the venv's `mtai keys init`
     # (as the service user on a live system) and printed with the command for the main board.
-    node = ok(installer("install", root, script, ROLE="node"))
+    node = ok(installer("install", root, tmp_path / "src/deploy/install.sh", ROLE="node"))
     key = re.search(r"This node's key: (\S{40})\n", node)[1]
     keys_dir = root / "var/lib/mtai/keys"
     assert mode(keys_dir) == "0o700" and mode(keys_dir / "this.key_secret") == "0o600"
