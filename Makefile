@@ -24,6 +24,7 @@ help:
 	@echo "make models-clip  fetch the Chinese-CLIP models (about 700 MB)"
 	@echo "make convert convert MODEL_DIR's models for the NPU (TARGETS=rk3588), self-checked"
 	@echo "sudo make install-system    install as a systemd service (deploy/install.sh)"
+	@echo "sudo make install-system ROLE=node  install a worker node for another board's service"
 	@echo "sudo make uninstall-system  remove it; PURGE=1 also removes settings and models"
 
 run: models
@@ -115,8 +116,12 @@ test-deps:
 
 # The board: a venv in /opt/mtai, settings in /etc/mtai, models in /var/lib/mtai, the
 # systemd unit enabled. DESTDIR=, DRY_RUN=1, PURGE=1 and more: deploy/install.sh --help.
+# ROLE=node: a board that lends its NPU to another board's service (mtai-node.service), with
+# NODE_CONNECT= and NODE_SERVER_KEY= as `mtai keys add` prints them there. A CURVE key holds `$`
+# and other characters make would expand: its value is passed on unexpanded.
 install-system:
-	PYTHON=$(PYTHON) bash deploy/install.sh install
+	PYTHON=$(PYTHON) ROLE='$(ROLE)' NODE_CONNECT='$(value NODE_CONNECT)' \
+	  NODE_SERVER_KEY='$(value NODE_SERVER_KEY)' bash deploy/install.sh install
 
 uninstall-system:
 	bash deploy/install.sh uninstall

@@ -2,13 +2,19 @@
 # Install or remove mtai as a systemd service (`make install-system`, `make uninstall-system`).
 #
 #   deploy/install.sh install    user, directories, virtualenv, settings, models, unit, start
-#   deploy/install.sh uninstall  stop and remove the service, virtualenv and unit; keep the
-#                                settings (API key) and the models unless PURGE=1
+#   deploy/install.sh uninstall  stop and remove the service, virtualenv and units; keep the
+#                                settings (API key), keys and models unless PURGE=1
 #
 # Both are idempotent: a second run changes nothing and says so. Every command that changes
 # the system is printed before it runs.
 #
 # Environment:
+#   ROLE=serve|node     serve (default): the endpoint, mtai.service. node: this board lends its
+#                       NPU to another board's service, mtai-node.service, its key pair made
+#                       and printed for `mtai keys add` on the main board
+#   NODE_CONNECT=tcp://HOST:5570, NODE_SERVER_KEY=...  ROLE=node: the main board's address and
+#                       key (`mtai keys add` there prints both), written into a new settings
+#                       file; without them the node is installed but not started
 #   DESTDIR=/some/root  work inside a throwaway or staging root: files land there with their
 #                       modes; users, ownership and systemctl are printed as skipped, not run
 #   DRY_RUN=1           print the commands that would run; change nothing
@@ -36,6 +42,9 @@ readonly STATE_DIR=/var/lib/mtai
 readonly MODEL_DIR=/var/lib/mtai/models
 readonly UNIT=mtai.service
 readonly UNIT_FILE=/etc/systemd/system/mtai.service
+readonly NODE_UNIT=mtai-node.service
+readonly NODE_UNIT_FILE=/etc/systemd/system/mtai-node.service
+readonly KEY_DIR=/var/lib/mtai/keys
 readonly CLI_LINK=/usr/local/bin/mtai
 readonly SERVICE_USER=mtai
 readonly DEVICE_GROUPS=(render video)
@@ -51,10 +60,17 @@ SKIP_VENV=${SKIP_VENV:-0}
 SKIP_MODELS=${SKIP_MODELS:-0}
 MODELS=${MODELS:-ocr}
 PYTHON=${PYTHON:-python3}
+ROLE=${ROLE:-serve}
+NODE_CONNECT=${NODE_CONNECT:-}
+NODE_SERVER_KEY=${NODE_SERVER_KEY:-}
+# What protocol/settings.py accepts for NODE_CONNECT and NODE_SERVER_KEY (Z85, 40 characters).
+readonly CONNECT_PATTERN='^tcp://[^[:space:]/]+:[0-9]{1,5}$'
+readonly KEY_PATTERN='^[]0-9a-zA-Z.:+=^!/*?&<>(){}@%$#[-]{40}$'
 
 CHANGES=0        # commands run (or, under DRY_RUN, that would run)
 RESTART=0        # the code or the unit changed: a running service must restart
 NEW_KEY=""       # the API key of a settings file created by this run
+NODE_KEY=""      # ROLE=node: this board's public key, for `mtai keys add` on the main board
 TMP_DIR=""
 
 # -- output and command helpers ------------------------------------------------------------
@@ -160,6 +176,22 @@ preflight() {
     fi
     if dry; then say "dry run: nothing is changed"; fi
     if staged; then say "working in DESTDIR=$DESTDIR"; fi
+    case $ROLE in
+        serve | node) ;;
+        *) die "ROLE must be serve or node (got '$ROLE')" ;;
+    esac
+    if [[ -n $NODE_CONNECT && ! $NODE_CONNECT =~ $CONNECT_PATTERN ]]; then
+        die "NODE_CONNECT must look like tcp://192.168.1.10:5570 (got '$NODE_CONNECT')"
+    fi
+    if [[ -n $NODE_SERVER_KEY && ! $NODE_SERVER_KEY =~ $KEY_PATTERN ]]; then
+        die "NODE_SERVER_KEY must be the 40 characters the main board's \`mtai keys init\` prints"
+    fi
+}
+
+# The unit of this ROLE.
+role_unit() { if [[ $ROLE == node ]]; then printf '%s' "$NODE_UNIT"; else printf '%s' "$UNIT"; fi; }
+role_unit_file() {
+    if [[ $ROLE == node ]]; then printf '%s' "$NODE_UNIT_FILE"; else printf '%s' "$UNIT_FILE"; fi
 }
 
 check_python() {
@@ -324,6 +356,9 @@ step_env_file() {
         fix_mode "$ENV_FILE" 0600  # it holds the API key
         fix_owner "$ENV_FILE" root:root
         info "kept as it is (never overwritten)"
+        if [[ -n $NODE_CONNECT$NODE_SERVER_KEY ]]; then
+            warn "NODE_CONNECT/NODE_SERVER_KEY not written: $ENV_FILE exists; edit it"
+        fi
         return 0
     fi
     local key line
@@ -331,6 +366,12 @@ step_env_file() {
     scratch
     while IFS= read -r line; do
         if [[ $line == API_AUTH_KEY=* ]]; then line="API_AUTH_KEY=$key"; fi
+        if [[ $line == '#NODE_CONNECT='* && -n $NODE_CONNECT ]]; then
+            line="NODE_CONNECT=$NODE_CONNECT"
+        fi
+        if [[ $line == '#NODE_SERVER_KEY='* && -n $NODE_SERVER_KEY ]]; then
+            line="NODE_SERVER_KEY=$NODE_SERVER_KEY"
+        fi
         printf '%s\n' "$line"
     done <"$SRC_DIR/deploy/mtai.env.example" >"$TMP_DIR/mtai.env"
     local flags
@@ -340,8 +381,43 @@ step_env_file() {
 }
 
 step_unit() {
-    say "systemd unit $UNIT_FILE"
-    if put_file "$SRC_DIR/deploy/mtai.service" "$UNIT_FILE" 0644; then RESTART=1; fi
+    say "systemd unit $(role_unit_file)"
+    if put_file "$SRC_DIR/deploy/$(role_unit)" "$(role_unit_file)" 0644; then RESTART=1; fi
+    local other=$UNIT_FILE
+    if [[ $ROLE == serve ]]; then other=$NODE_UNIT_FILE; fi
+    if [[ -e $DESTDIR$other ]]; then
+        info "$other is installed too; remove it with: systemctl disable --now ${other##*/}"
+    fi
+}
+
+# ROLE=node: this board's CURVE key pair (made once, as the service user), printed for the
+# main board. Like the model fetch, a check that runs every time, shown with `$`.
+step_keys() {
+    if [[ $ROLE != node ]]; then return 0; fi
+    say "node key pair in $KEY_DIR"
+    local python=$DESTDIR$VENV/bin/python
+    if ! dry && ! "$python" -c '' 2>/dev/null; then
+        warn "no virtualenv at $DESTDIR$VENV: key pair not made; later: sudo -u $SERVICE_USER mtai keys init"
+        return 0
+    fi
+    local home=$STATE_DIR
+    if staged; then
+        scratch
+        home=$TMP_DIR
+    fi
+    local cmd=(env HOME="$home" NODE_KEYS="$DESTDIR$KEY_DIR" "$python" -m workers.cli keys init)
+    if ! staged; then cmd=(runuser -u "$SERVICE_USER" -- "${cmd[@]}"); fi
+    printf '    $ %s\n' "$(quote "${cmd[@]}")"
+    if dry; then return 0; fi
+    local out
+    out=$(cd / && "${cmd[@]}") || die "could not make the node's key pair in $DESTDIR$KEY_DIR"
+    NODE_KEY=$(printf '%s\n' "$out" | tail -n 1)
+}
+
+# Both NODE_CONNECT and NODE_SERVER_KEY set (uncommented) in the settings file?
+node_configured() {
+    local file=$DESTDIR$ENV_FILE
+    [[ -r $file ]] && grep -q '^NODE_CONNECT=.' "$file" && grep -q '^NODE_SERVER_KEY=.' "$file"
 }
 
 step_models() {
@@ -377,33 +453,46 @@ step_models() {
 }
 
 step_service() {
-    say "service $UNIT"
+    local unit
+    unit=$(role_unit)
+    say "service $unit"
+    local start=1
+    if [[ $ROLE == node ]] && ! dry && ! node_configured; then
+        start=0
+        info "not started: set NODE_CONNECT and NODE_SERVER_KEY in $ENV_FILE first"
+    fi
     if staged; then
         live_only systemctl daemon-reload
-        live_only systemctl enable --now "$UNIT"
+        if [[ $start == 1 ]]; then
+            live_only systemctl enable --now "$unit"
+        else
+            live_only systemctl enable "$unit"
+        fi
         return 0
     fi
     if ! systemd_live; then
-        info "systemd is not running here; on the board: systemctl enable --now $UNIT"
+        info "systemd is not running here; on the board: systemctl enable --now $unit"
         return 0
     fi
     if [[ $RESTART == 1 ]]; then run systemctl daemon-reload; fi
-    if systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+    if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
         info "enabled"
     else
-        run systemctl enable "$UNIT"
+        run systemctl enable "$unit"
     fi
-    if ! systemctl is-active --quiet "$UNIT"; then
-        run systemctl start "$UNIT" || start_failed
+    if [[ $start == 0 ]]; then
+        return 0
+    elif ! systemctl is-active --quiet "$unit"; then
+        run systemctl start "$unit" || start_failed
     elif [[ $RESTART == 1 ]]; then
-        run systemctl restart "$UNIT" || start_failed
+        run systemctl restart "$unit" || start_failed
     else
         info "running"
     fi
 }
 
 start_failed() {
-    die "the service did not start; see: journalctl -u $UNIT -e; sudo mtai doctor"
+    die "the service did not start; see: journalctl -u $(role_unit) -e; sudo mtai doctor"
 }
 
 board_checks() {
@@ -427,17 +516,29 @@ summary_install() {
     else
         say "done: $CHANGES command(s) run"
     fi
-    if [[ -n $NEW_KEY ]] && ! dry; then
+    if [[ -n $NEW_KEY && $ROLE == serve ]] && ! dry; then
         echo
         echo "    API key (MT-Photos: API key / api-key): $NEW_KEY"
         echo "    It is kept in $ENV_FILE (root only)."
+    fi
+    if [[ -n $NODE_KEY ]]; then
+        echo
+        echo "    This node's key: $NODE_KEY"
+        echo "    On the main board run:"
+        echo "        sudo -u mtai mtai keys add '$NODE_KEY'"
+        if ! node_configured; then
+            echo "    then put the NODE_CONNECT and NODE_SERVER_KEY it prints into $ENV_FILE and:"
+            echo "        sudo systemctl start $NODE_UNIT"
+        fi
     fi
     if ! staged && ! dry; then
         local port address
         port=$(sed -n 's/^HTTP_PORT=\([0-9]*\).*/\1/p' "$ENV_FILE" | tail -n 1)
         address=$(hostname -I 2>/dev/null | cut -d' ' -f1 || true)
-        echo "    MT-Photos and Immich: http://${address:-$(hostname)}:${port:-8060}"
-        echo "    Status: systemctl status $UNIT; logs: journalctl -u $UNIT -f; checks: sudo mtai doctor"
+        if [[ $ROLE == serve ]]; then
+            echo "    MT-Photos and Immich: http://${address:-$(hostname)}:${port:-8060}"
+        fi
+        echo "    Status: systemctl status $(role_unit); logs: journalctl -u $(role_unit) -f; checks: sudo mtai doctor"
     fi
 }
 
@@ -451,6 +552,7 @@ do_install() {
     step_env_file
     step_unit
     step_models
+    step_keys
     step_service
     board_checks
     summary_install
@@ -459,19 +561,23 @@ do_install() {
 # -- uninstall steps ------------------------------------------------------------------------
 do_uninstall() {
     preflight uninstall
-    say "service $UNIT"
-    if staged; then
-        live_only systemctl disable --now "$UNIT"
-    elif systemd_live && [[ -e $UNIT_FILE ]]; then
-        if systemctl is-enabled --quiet "$UNIT" 2>/dev/null \
-            || systemctl is-active --quiet "$UNIT"; then
-            run systemctl disable --now "$UNIT"
+    local had_unit=0 unit
+    for unit in "$UNIT" "$NODE_UNIT"; do
+        local file=/etc/systemd/system/$unit
+        if [[ $unit == "$NODE_UNIT" && ! -e $DESTDIR$file ]]; then continue; fi
+        say "service $unit"
+        if staged; then
+            live_only systemctl disable --now "$unit"
+        elif systemd_live && [[ -e $file ]]; then
+            if systemctl is-enabled --quiet "$unit" 2>/dev/null \
+                || systemctl is-active --quiet "$unit"; then
+                run systemctl disable --now "$unit"
+            fi
         fi
-    fi
+        if [[ -e $DESTDIR$file ]]; then had_unit=1; fi
+    done
     say "files"
-    local had_unit=0
-    if [[ -e $DESTDIR$UNIT_FILE ]]; then had_unit=1; fi
-    remove "$UNIT_FILE"
+    remove "$UNIT_FILE" "$NODE_UNIT_FILE"
     if [[ $had_unit == 1 ]] && systemd_live; then run systemctl daemon-reload; fi
     if [[ -L $DESTDIR$CLI_LINK && $(readlink "$DESTDIR$CLI_LINK") == "$VENV/bin/mtai" ]]; then
         remove "$CLI_LINK"
@@ -481,7 +587,7 @@ do_uninstall() {
         run rmdir "$DESTDIR$PREFIX"
     fi
     if [[ $PURGE == 1 ]]; then
-        say "purge: settings, models and the user"
+        say "purge: settings, keys, models and the user"
         remove "$ETC_DIR" "$STATE_DIR"
         if staged; then
             live_only userdel "$SERVICE_USER"
@@ -499,7 +605,7 @@ do_uninstall() {
     fi
     local kept=()
     if [[ -e $DESTDIR$ENV_FILE ]]; then kept+=("$ENV_FILE (settings, API key)"); fi
-    if [[ -e $DESTDIR$STATE_DIR ]]; then kept+=("$STATE_DIR (models)"); fi
+    if [[ -e $DESTDIR$STATE_DIR ]]; then kept+=("$STATE_DIR (models, keys)"); fi
     if ! staged && getent passwd "$SERVICE_USER" >/dev/null; then kept+=("user $SERVICE_USER"); fi
     if [[ ${#kept[@]} -gt 0 ]]; then
         local IFS=,

@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from frontend.farm_state import farm_status
+from frontend.nodes import node_metrics
 from protocol.client import FarmUnreachable
 
 bp = Blueprint("metrics", __name__)
@@ -58,6 +59,7 @@ class FarmCollector:
                 family.add_metric([task], _buckets(values[name]), values[name]["sum"])
             yield family
         yield from _per_slot(s.get("slots", []))
+        yield from node_metrics(s.get("nodes", []))
         yield _counter("mtai_front_restarts", "Times the HTTP front was restarted",
                        s.get("front", {}).get("restarts", 0))
 

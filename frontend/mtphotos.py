@@ -14,6 +14,7 @@ from frontend.formats import face_models, ocr_result, represent_result, vector_s
 from frontend.imaging import Busy
 from frontend.jobs import JobFailed, Overloaded, run_job
 from frontend.limits import MAX_JSON_BYTES
+from frontend.nodes import nodes_summary
 from protocol.client import FarmUnreachable
 from protocol.images import CLIP_DRAFT_SIDE, OCR_MAX_SIDE, ImageRejected
 from protocol.wire import MAX_TEXT_CHARS
@@ -52,6 +53,7 @@ def check() -> Answer:
         **face_models(current_app.config["FACE_MODEL"]),
         facial_min_score=current_app.config["FACE_MIN_SCORE"],
         facial_max_distance=FACE_MAX_DISTANCE,
+        nodes=nodes_summary(status),
     ), 200
 
 

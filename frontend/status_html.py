@@ -11,6 +11,8 @@ import html
 import re
 from typing import Any
 
+from frontend.nodes import nodes_html
+
 TITLE = "MT-Photos AI (RKNN)"
 _CODE = re.compile(r"`([^`]+)`")
 LEVEL_WORDS = {"ok": "OK", "warn": "Warning", "problem": "Problem"}
@@ -64,8 +66,7 @@ def _now(doc: dict[str, Any]) -> str:
         "slot", "core", "state", "jobs", "errors", "restarts", "recycles", "memory (USS)",
         "last exit"))
     rows = "".join(_worker_row(w) for w in workers)
-    nodes = "".join(f"<li>{_e(n.get('name', n))}</li>" for n in doc.get("nodes", []))
-    node_list = f"<h3>Remote nodes</h3><ul id=nodes>{nodes}</ul>" if nodes else ""
+    node_list = nodes_html(doc.get("nodes", []))
     return (
         "<section id=now aria-labelledby=now-h><h2 id=now-h>Now</h2>"
         f"<dl id=summary>{items}</dl><h3>Workers</h3>"

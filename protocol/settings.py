@@ -34,6 +34,11 @@ SOC_CHOICES = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
 FACE_PACKS = ("buffalo_l", "antelopev2", "buffalo_s")  # == models.face.packs.PACKS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 INSTALLED_MODEL_DIR = Path("/var/lib/mtai/models")
+INSTALLED_KEY_DIR = Path("/var/lib/mtai/keys")
+NODE_PORT = 5570  # the port README, the installer and `mtai keys` suggest for NODE_LISTEN
+# ZeroMQ's Z85 alphabet; a CURVE public key is 32 bytes, 40 characters in Z85.
+Z85_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      ".-:+=^!/*?&<>()[]{}@%$#")
 _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
 
 
@@ -138,13 +143,42 @@ def url() -> tuple[Parser, str]:
     return parse, "an http://, https:// or file:// URL, or empty"
 
 
-def _checkout_model_dir() -> Path:
-    """``<checkout>/data/models`` in a source checkout (a setup.cfg beside the packages), so
-    development never needs root; ``/var/lib/mtai/models`` for an installed package."""
+def tcp_address() -> tuple[Parser, str]:
+    def parse(raw: str) -> str | None:
+        if not raw:
+            return None
+        host, _, port = raw.removeprefix("tcp://").rpartition(":")
+        if not raw.startswith("tcp://") or not host or not port.isdigit():
+            raise ValueError
+        if not 1 <= int(port) <= 65535 or any(c.isspace() or c == "/" for c in host):
+            raise ValueError
+        return raw
+
+    return parse, "tcp://HOST:PORT (e.g. tcp://0.0.0.0:5570), or empty"
+
+
+def curve_key() -> tuple[Parser, str]:
+    def parse(raw: str) -> str | None:
+        if not raw:
+            return None
+        if len(raw) != 40 or not set(raw) <= Z85_CHARS:
+            raise ValueError
+        return raw
+
+    return parse, "a CURVE public key (40 characters of Z85, as `mtai keys init` prints), or empty"
+
+
+def _checkout_data(name: str, installed: Path) -> Path:
+    """``<checkout>/data/<name>`` in a source checkout (a setup.cfg beside the packages), so
+    development never needs root; ``installed`` (under /var/lib/mtai) for an installed package."""
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "setup.cfg").is_file():
-        return checkout / "data" / "models"
-    return INSTALLED_MODEL_DIR
+        return checkout / "data" / name
+    return installed
+
+
+def _checkout_model_dir() -> Path:
+    return _checkout_data("models", INSTALLED_MODEL_DIR)
 
 
 @dataclass(frozen=True)
@@ -235,6 +269,23 @@ class Settings:
         "FACE_MODEL_URL", None, *url(),
         "`mtai models fetch face` only: base URL (or `file:///folder`) of the `<pack>.zip` "
         "archives", shown="InsightFace v0.7 release")
+    node_listen: str | None = _declare(
+        "NODE_LISTEN", None, *tcp_address(),
+        "address on which the broker also takes remote worker nodes (`mtai node`), "
+        f"authenticated with CURVE, e.g. `tcp://0.0.0.0:{NODE_PORT}`; empty: no nodes",
+        shown="empty (off)")
+    node_keys: Path = _declare(
+        "NODE_KEYS", Path(), *path(),
+        "key directory (mode 0700): this machine's CURVE key pair and, on the main board, "
+        "the authorised node keys (`mtai keys`)",
+        shown="`./data/keys` in a source checkout, else `/var/lib/mtai/keys`")
+    node_connect: str | None = _declare(
+        "NODE_CONNECT", None, *tcp_address(),
+        "`mtai node` only: the main board's `NODE_LISTEN` address (`--connect`)",
+        shown="unset")
+    node_server_key: str | None = _declare(
+        "NODE_SERVER_KEY", None, *curve_key(),
+        "`mtai node` only: the main board's public key (`--server-key`)", shown="unset")
 
     # -- reading -----------------------------------------------------------------------------
     @classmethod
@@ -259,6 +310,8 @@ class Settings:
         updates: dict[str, Any] = {}
         if "model_dir" not in given:
             updates["model_dir"] = _checkout_model_dir()
+        if "node_keys" not in given:
+            updates["node_keys"] = _checkout_data("keys", INSTALLED_KEY_DIR)
         if "runtime_dir" not in given:
             # systemd's RuntimeDirectory= sets RUNTIME_DIRECTORY (":"-separated if several)
             systemd = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
@@ -292,6 +345,23 @@ class Settings:
             is_path = isinstance(item.default, Path) or item.name == "ocr_wheel"
             values[item.name] = Path(value) if is_path and value is not None else value
         return cls(**values)
+
+    def override(self, **raw: str | None) -> Settings:
+        """These settings with some values given as text (command-line flags), parsed and
+        refused exactly as the variables would be; None keeps a value as it is."""
+        updates: dict[str, Any] = {}
+        for item in fields(self):
+            value = raw.get(item.name)
+            if value is None:
+                continue
+            spec = _spec(item)
+            try:
+                updates[item.name] = spec.parse(value.strip())
+            except ValueError:
+                raise SettingsError(
+                    f"{value!r} is not accepted for {spec.env}: expected {spec.accepted}"
+                ) from None
+        return replace(self, **updates)
 
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` plus the validated settings, for a child process."""

@@ -36,6 +36,10 @@ WORKER_LOST = "worker_lost"  # the job's worker died twice
 BAD_INPUT = "bad_input"  # the worker refused the input (the client's fault)
 UNAVAILABLE = "unavailable"  # the task's model is not installed
 INTERNAL = "internal"
+# Broker -> worker, about the worker itself (the id is the worker's, not a job's).
+REFUSED = "refused"  # registration refused (another protocol version, a key no longer authorised)
+UNREGISTERED = "unregistered"  # the broker does not know this worker (it restarted): say READY
+ABANDONED = "abandoned"  # the worker's job ran past its deadline: restart, the job is elsewhere
 
 # Control task the front sends when the client of a queued job has gone (options: {"id": the
 # job's request id}): the broker drops the job unless a worker already runs it, and answers
@@ -139,6 +143,18 @@ def decode_header(frame: Frame) -> dict[str, Any]:
     if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_CHARS:
         raise ProtocolError("message id must be a non-empty string of at most 128 chars")
     return header
+
+
+def peek_version(frame: Frame) -> Any:
+    """The protocol version a header claims, without validating anything else (None when it
+    is not a JSON object): enough to tell a peer of another release that it is refused."""
+    if len(frame) > MAX_HEADER_BYTES:
+        return None
+    try:
+        header = json.loads(bytes(frame), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    return header.get("v") if isinstance(header, dict) else None
 
 
 def _decode_array(spec: Any, frame: Frame) -> np.ndarray:

@@ -157,3 +157,49 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, service: 
             return
         time.sleep(0.2)
     pytest.fail(f"{what} within {timeout}s\n{service.log()}")
+
+
+def mtai(*argv: str, **env: str) -> subprocess.CompletedProcess:
+    """The `mtai` command as a user runs it, from this checkout."""
+    return subprocess.run([sys.executable, "-m", "workers.cli", *argv], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], check=False)
+
+
+@dataclass
+class Node:
+    """`mtai node` in a process group of its own: its supervisor and its workers."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group, as a power cut or the OOM killer of a cgroup would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> int:
+        if self.process.poll() is not None:
+            return self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+
+def start_node(log_path: Path, model_dir: Path, keys: Path, connect: str, server_key: str,
+               workers: int = 2, **env: str) -> Node:
+    environment = {**os.environ, "MODEL_DIR": str(model_dir), "NODE_KEYS": str(keys),
+                   "WORKERS": str(workers), "CPU_THREADS": "1", **env}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "node", "--connect", connect,
+             "--server-key", server_key],
+            env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[1])
+    return Node(process, log_path)

@@ -30,7 +30,7 @@ import requests
 import yaml
 
 from models.runtime import soc
-from protocol.settings import INSTALLED_MODEL_DIR, Settings, specs
+from protocol.settings import INSTALLED_KEY_DIR, INSTALLED_MODEL_DIR, Settings, specs
 from tests.service import free_port, sleep_job, start_service
 from workers import supervisor
 from workers.probe import UNIT_RUNTIME_DIR
@@ -40,11 +40,13 @@ pytestmark = pytest.mark.install
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "mtai.service"
+NODE_UNIT = DEPLOY / "mtai-node.service"
 INSTALLER = DEPLOY / "install.sh"
 EXEC_START = "/opt/mtai/venv/bin/mtai serve"
 # Installer settings a developer's shell might carry; every test states its own.
 INSTALLER_ENV = ("DESTDIR", "DRY_RUN", "PURGE", "SKIP_VENV", "SKIP_MODELS", "MODELS", "EXTRAS",
-                 "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL")
+                 "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL", "ROLE", "NODE_CONNECT",
+                 "NODE_SERVER_KEY")
 
 
 def tool(name: str) -> str:
@@ -484,6 +486,139 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         log.close()
+
+    # The same installed package as a node: the key pair is made by the venv's `mtai keys init`
+    # (as the service user on a live system) and printed with the command for the main board.
+    node = ok(installer("install", root, tmp_path / "src/deploy/install.sh", ROLE="node"))
+    key = re.search(r"This node's key: (\S{40})\n", node)[1]
+    keys_dir = root / "var/lib/mtai/keys"
+    assert mode(keys_dir) == "0o700" and mode(keys_dir / "this.key_secret") == "0o600"
+    assert f"sudo -u mtai mtai keys add '{key}'" in node
+    assert "then put the NODE_CONNECT and NODE_SERVER_KEY it prints" in node
+    assert (root / "etc/systemd/system/mtai-node.service").read_bytes() == NODE_UNIT.read_bytes()
+
+
+# -- a worker node (ROLE=node) --------------------------------------------------------------------
+# A CURVE key as `mtai keys init` prints it, with the characters a shell or make would expand.
+SERVER_KEY = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+# Settings of the unit's [Service] that must be the same in both units: the hardening, the
+# NPU device rules, the user, the files.
+SHARED_SERVICE_KEYS = (
+    "User", "Group", "SupplementaryGroups", "EnvironmentFile", "Environment", "StateDirectory",
+    "StateDirectoryMode", "UMask", "DevicePolicy", "DeviceAllow", "NoNewPrivileges",
+    "ProtectSystem", "ProtectHome", "PrivateTmp", "ProtectHostname", "ProtectClock",
+    "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+    "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces", "RestrictRealtime",
+    "RestrictSUIDSGID", "LockPersonality", "RemoveIPC", "CapabilityBoundingSet",
+    "AmbientCapabilities", "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber",
+    "Type", "NotifyAccess", "KillMode", "OOMPolicy", "Restart", "WatchdogSec")
+
+
+def make_install(root: Path, *variables: str, **env: str) -> subprocess.CompletedProcess:
+    """`make install-system VAR=value ...` as the README says, into a throwaway root."""
+    environment = {k: v for k, v in os.environ.items() if k not in INSTALLER_ENV}
+    environment.update(env)
+    return subprocess.run(["make", "--no-print-directory", "install-system", f"DESTDIR={root}",
+                           "SKIP_VENV=1", *variables], cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_node_unit_passes_systemd_analyze_verify_and_security(tmp_path: Path):
+    analyze = tool("systemd-analyze")
+    text = NODE_UNIT.read_text()
+    assert "ExecStart=/opt/mtai/venv/bin/mtai node\n" in text
+    checked = tmp_path / "mtai-node.service"
+    checked.write_text(text.replace("/opt/mtai/venv/bin/mtai", "/bin/true"))
+    result = subprocess.run([analyze, "verify", "--man=no", str(checked)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    result = subprocess.run([analyze, "security", "--offline=true", "--threshold=39",
+                             str(checked)], capture_output=True, text=True, timeout=60,
+                            check=False)
+    score = re.search(r"Overall exposure level for mtai-node.service: (\d+\.\d)", result.stdout)
+    assert score and result.returncode == 0 and float(score[1]) < 4.0, result.stdout[-2000:]
+
+
+def test_node_unit_matches_what_mtai_node_does():
+    from workers import node
+
+    unit = unit_settings(NODE_UNIT.read_text())
+    assert one(unit, "Service.ExecStart") == "/opt/mtai/venv/bin/mtai node"
+    assert one(unit, "Service.Type") == "notify" and one(unit, "Service.NotifyAccess") == "main"
+    assert seconds(one(unit, "Service.WatchdogSec")) / 2 >= 20 * node.TICK_SECONDS
+    assert seconds(one(unit, "Service.TimeoutStopSec")) >= node.WORKER_STOP_GRACE + 5
+    assert signal.SIGHUP in node.HANDLED_SIGNALS  # ExecReload: the workers restart
+    assert one(unit, "Service.ExecReload") == "/bin/kill -HUP $MAINPID"
+    # A missing or bad setting exits 2 (workers/cli.py): systemd must not loop on it.
+    assert one(unit, "Service.RestartPreventExitStatus") == "2"
+    assert "RuntimeDirectory" not in {k.split(".", 1)[1] for k in unit}  # no ipc sockets here
+    # NODE_KEYS of an installed package: in the unit's state directory, where the installer
+    # makes the key pair.
+    assert Path("/var/lib") / one(unit, "Service.StateDirectory") / "keys" == INSTALLED_KEY_DIR
+    constants = installer_constants()
+    assert constants["KEY_DIR"] == str(INSTALLED_KEY_DIR)
+    assert constants["NODE_UNIT_FILE"] == f"/etc/systemd/system/{NODE_UNIT.name}"
+    assert one(unit, "Install.WantedBy") == "multi-user.target"
+
+
+def test_node_unit_keeps_the_services_hardening_and_device_rules():
+    service, node = unit_settings(UNIT.read_text()), unit_settings(NODE_UNIT.read_text())
+    for key in SHARED_SERVICE_KEYS:
+        assert node.get(f"Service.{key}") == service.get(f"Service.{key}"), key
+
+
+def test_make_install_system_role_node_into_a_throwaway_root(tmp_path: Path):
+    root = tmp_path / "root"
+    result = make_install(root, "ROLE=node", "NODE_CONNECT=tcp://10.0.0.5:5570",
+                          f"NODE_SERVER_KEY={SERVER_KEY}")
+    out = ok(result)
+    units = root / "etc/systemd/system"
+    assert sorted(p.name for p in units.iterdir()) == ["mtai-node.service"]
+    assert (units / "mtai-node.service").read_bytes() == NODE_UNIT.read_bytes()
+    settings = env_file(root / "etc/mtai/mtai.env")
+    assert settings["NODE_CONNECT"] == "tcp://10.0.0.5:5570"
+    assert settings["NODE_SERVER_KEY"] == SERVER_KEY  # make expanded none of its `$`
+    parsed = Settings.from_env(settings)  # what the unit's `mtai node` will read
+    assert (parsed.node_connect, parsed.node_server_key) == ("tcp://10.0.0.5:5570", SERVER_KEY)
+    assert "skipped under DESTDIR: systemctl enable --now mtai-node.service" in out
+    assert "API key (MT-Photos" not in out  # a node serves no HTTP
+    assert "key pair not made; later: sudo -u mtai mtai keys init" in result.stderr  # no venv
+
+    before = snapshot(root)
+    again = ok(make_install(root, "ROLE=node"))
+    assert commands(again) == [] and "nothing to do" in again and snapshot(root) == before
+
+    removed = ok(installer("uninstall", root))
+    assert "skipped under DESTDIR: systemctl disable --now mtai-node.service" in removed
+    assert not (units / "mtai-node.service").exists()
+
+
+def test_a_node_without_its_brokers_address_is_enabled_but_not_started(tmp_path: Path):
+    out = ok(installer("install", tmp_path / "root", ROLE="node", SKIP_VENV="1"))
+    assert "not started: set NODE_CONNECT and NODE_SERVER_KEY in /etc/mtai/mtai.env" in out
+    assert "skipped under DESTDIR: systemctl enable mtai-node.service" in out
+    assert "enable --now" not in out
+
+
+def test_a_node_dry_run_shows_the_key_pair_step(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    out = ok(installer("install", root, DRY_RUN="1", ROLE="node"))
+    assert f"NODE_KEYS={root}/var/lib/mtai/keys" in out and "-m workers.cli keys init" in out
+    assert f"install -D -m 0644 {NODE_UNIT} {root}/etc/systemd/system/mtai-node.service" in \
+        commands(out)
+    assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ROLE": "broker"}, "ROLE must be serve or node"),
+    ({"ROLE": "node", "NODE_CONNECT": "10.0.0.5:5570"}, "NODE_CONNECT must look like"),
+    ({"ROLE": "node", "NODE_SERVER_KEY": "short"}, "NODE_SERVER_KEY must be the 40 characters"),
+])
+def test_installer_refuses_a_bad_role_address_or_key(tmp_path: Path, env, message):
+    result = installer("install", tmp_path / "root", SKIP_VENV="1", **env)
+    assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "root/etc").exists()
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ PACKAGES = ("frontend", "workers", "protocol", "models")
 ENVIRON_READERS = {
     "protocol/settings.py": "the settings",
     "workers/systemd.py": "NOTIFY_SOCKET / WATCHDOG_USEC, systemd's notify protocol",
-    "workers/supervisor.py": "the children's environment",
+    "workers/children.py": "the children's environment",
     "models/clip/fetch.py": "PYTHONPATH of the cn_clip export subprocess",
 }
 
@@ -50,6 +50,12 @@ ENVIRON_READERS = {
     ("RKNN_TARGET", "rk3399", "one of rk3588"),
     ("LOG_LEVEL", "chatty", "one of DEBUG, INFO"),
     ("CLIP_MODEL_URL", "ftp://x", "an http://, https:// or file:// URL"),
+    ("NODE_LISTEN", "0.0.0.0:5570", "tcp://HOST:PORT"),
+    ("NODE_LISTEN", "tcp://0.0.0.0", "tcp://HOST:PORT"),
+    ("NODE_LISTEN", "tcp://host:99999", "tcp://HOST:PORT"),
+    ("NODE_CONNECT", "ipc:///run/x", "tcp://HOST:PORT"),
+    ("NODE_SERVER_KEY", "short", "a CURVE public key (40 characters of Z85"),
+    ("NODE_SERVER_KEY", "'" * 40, "a CURVE public key (40 characters of Z85"),
 ])
 def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(name, value, accepted):
     with pytest.raises(SettingsError) as caught:
@@ -84,6 +90,24 @@ def test_machine_dependent_defaults(tmp_path: Path):
     assert systemd.runtime_dir == Path("/run/mtai")
     assert Settings.from_env({"RUNTIME_DIR": str(tmp_path)}).runtime_dir == tmp_path
     assert Settings.from_env({"WORKERS": "64"}).threads_per_worker == 1
+
+
+def test_node_settings_are_off_by_default_and_typed(tmp_path: Path):
+    plain = Settings.from_env({})
+    assert plain.node_listen is None and plain.node_connect is None
+    assert plain.node_keys == REPO / "data" / "keys"  # a source checkout, like MODEL_DIR
+    key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+    given = Settings.from_env({"NODE_LISTEN": "tcp://0.0.0.0:5570", "NODE_SERVER_KEY": key,
+                               "NODE_KEYS": str(tmp_path), "NODE_CONNECT": "tcp://[::1]:5570"})
+    assert (given.node_listen, given.node_server_key, given.node_keys, given.node_connect) == (
+        "tcp://0.0.0.0:5570", key, tmp_path, "tcp://[::1]:5570")
+
+
+def test_command_line_values_are_checked_like_the_variables():
+    settings = Settings.from_env({}).override(node_connect="tcp://board:5570", workers=None)
+    assert settings.node_connect == "tcp://board:5570" and settings.workers == 3
+    with pytest.raises(SettingsError, match="NODE_SERVER_KEY: expected a CURVE public key"):
+        settings.override(node_server_key="abc")
 
 
 def test_children_get_the_validated_values_unchanged(monkeypatch: pytest.MonkeyPatch,

@@ -18,7 +18,9 @@ from protocol.wire import (
     Message,
     ProtocolError,
     decode,
+    decode_header,
     encode,
+    peek_version,
 )
 
 
@@ -147,3 +149,22 @@ def test_decode_refuses_more_arrays_than_allowed():
 def test_encode_refuses_non_finite_numbers_with_a_protocol_error():
     with pytest.raises(ProtocolError, match="cannot be encoded"):
         encode(Message(REQUEST, "a").reply({"score": float("nan")}))
+
+
+@pytest.mark.parametrize(("frame", "version"), [
+    (b'{"v": 2, "kind": "ready", "id": "n0"}', 2),
+    (b'{"v": "1.0"}', "1.0"),
+    (b'[1, 2]', None),
+    (b"\xff\xfe", None),
+    (b'{"kind": "ready"}', None),
+])
+def test_peek_version_reads_only_the_claimed_version(frame, version):
+    """What lets the broker tell a node of another release why it is refused."""
+    assert peek_version(frame) == version
+
+
+def test_a_header_of_another_version_is_refused_but_its_version_can_be_read():
+    frame = json.dumps({"v": VERSION + 1, "kind": "ready", "id": "n0"}).encode()
+    with pytest.raises(ProtocolError, match="unsupported protocol version"):
+        decode_header(frame)
+    assert peek_version(frame) == VERSION + 1

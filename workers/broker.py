@@ -3,10 +3,16 @@
 Socket IO around `Dispatcher`. Every request gets exactly one answer: the worker's reply,
 or an error the broker writes itself (BUSY, WORKER_LOST, TIMEOUT). The HTTP handler never
 resends; retries happen here, once, when a worker dies under a job.
+
+Workers reach it over the ipc back socket (this board) or, with NODE_LISTEN, over the nodes'
+CURVE socket (workers/nodes.py). Both speak the same messages; the broker pings every worker
+each second and drops one that stops answering (workers/link.py), and hands a worker only
+the tasks it can run with the farm's models (workers/capabilities.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -21,17 +27,24 @@ from protocol.wire import (
     ERROR,
     HEARTBEAT,
     READY,
+    REFUSED,
     REPLY,
     REQUEST,
     TIMEOUT,
+    UNREGISTERED,
+    VERSION,
     WORKER_LOST,
     Message,
     ProtocolError,
     decode,
     decode_header,
     encode,
+    peek_version,
 )
+from workers.capabilities import Announced, plan
 from workers.dispatch import Dispatcher, Job
+from workers.link import HEARTBEAT_INTERVAL
+from workers.nodes import NodeGate, NodeRecord, Peer, node_status
 from workers.stats import FarmStats
 
 log = logging.getLogger("mtai.broker")
@@ -54,6 +67,17 @@ class WorkerState:
     jobs: int = 0
     errors: int = 0
     busy_seconds: float = 0.0  # time spent on jobs: the status history's per-core use
+    socket: zmq.Socket | None = None  # where it is reached: the back socket or the nodes'
+    peer: Peer | None = None  # a remote worker's key and address
+    ping: tuple[str, float] | None = None  # the last ping: id, when sent
+    rtt: float | None = None  # seconds the last answered ping took
+    offer: frozenset[str] = frozenset()  # tasks it is given (see capabilities.py)
+    excluded: dict[str, str] = field(default_factory=dict)  # tasks refused: other model
+    suspect: bool = False  # a sibling on its node lost its connection: no job until it answers
+
+    @property
+    def name(self) -> str:
+        return self.identity.decode(errors="replace")
 
 
 @dataclass
@@ -66,6 +90,10 @@ class Broker:
     stats: FarmStats = field(default_factory=FarmStats)
     last_job_at: float = field(default_factory=time.monotonic)
     finished: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    gate: NodeGate | None = None  # NODE_LISTEN: the remote workers' socket
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)  # node key -> what it did
+    pings: int = 0
+    plan_models: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def on_front(self) -> None:
         """A request from an HTTP handler."""
@@ -93,29 +121,49 @@ class Broker:
             self._fail(job, BUSY, f"queue full ({self.dispatch.queue_size} jobs waiting)")
 
     def on_back(self) -> None:
-        """READY, HEARTBEAT or a job's answer from a worker."""
-        frames = self.back.recv_multipart(copy=False)
+        """READY, HEARTBEAT or a job's answer from a worker of this board."""
+        self._on_worker(self.back, None)
+
+    def on_nodes(self) -> None:
+        """The same from a remote node's worker (CURVE-authenticated)."""
+        assert self.gate is not None
+        self._on_worker(self.gate.socket, self.gate)
+
+    def _on_worker(self, socket: zmq.Socket, gate: NodeGate | None) -> None:
+        frames = socket.recv_multipart(copy=False)
         worker, body = frames[0].bytes, frames[1:]
-        try:
-            header = decode_header(body[0].buffer) if body else None
-        except ProtocolError as exc:
-            log.warning("worker %s sent a malformed message: %s", worker, exc)
+        if not body:
             return
-        if header is None:
+        try:
+            header = decode_header(body[0].buffer)
+        except ProtocolError as exc:
+            self._malformed(socket, worker, body[0], exc, gate)
             return
         now = time.monotonic()
         state = self.workers.get(worker)
+        if state is not None and state.socket is not socket:
+            state = None  # the name is taken on the other socket: not this sender's
         if header["kind"] == READY:
-            info = header.get("result") if isinstance(header.get("result"), dict) else {}
-            self.workers[worker] = WorkerState(worker, info, now)
-            self.dispatch.worker_idle(worker)
-            log.info("worker %s ready", worker.decode(errors="replace"))
-        elif state is None:
-            log.warning("message from unregistered worker %s dropped", worker)
-        elif header["kind"] == HEARTBEAT:
-            state.last_seen = now
+            self._register(socket, worker, header, body[0], gate, now)
+            return
+        if state is None:
+            # A worker we dropped (silent) or never knew (we restarted): it must register.
+            log.info("%s from unregistered worker %s dropped; asking it to register",
+                     header["kind"], worker.decode(errors="replace"))
+            self._tell(socket, worker, UNREGISTERED, "this broker does not know you: say READY")
+            return
+        state.last_seen = now
+        if state.peer is not None:
+            self.nodes[state.peer.key].last_seen = now
+        if header["kind"] == HEARTBEAT:
+            if state.ping is not None and header["id"] == state.ping[0]:
+                state.rtt = now - state.ping[1]
+                if state.peer is not None:
+                    self.nodes[state.peer.key].rtt = state.rtt
+                if state.suspect:  # alive after all: jobs again
+                    state.suspect = False
+                    self.dispatch.resume(worker)
         elif header["kind"] in (REPLY, ERROR):
-            state.last_seen = now
             job = self.dispatch.finish(worker, header["id"])
             if job is None or job.answered:
                 log.info("late reply %s from %s dropped", header["id"], worker)
@@ -125,6 +173,101 @@ class Broker:
                 self._record(job, state, f"error:{code}" if header["kind"] == ERROR else "ok", now)
                 self.front.send_multipart([job.client, *body], copy=False)
             self.dispatch.worker_idle(worker)
+
+    def _register(self, socket: zmq.Socket, worker: bytes, header: dict[str, Any],
+                  frame: zmq.Frame, gate: NodeGate | None, now: float) -> None:
+        peer, why = gate.admit(worker, frame) if gate is not None else (None, None)
+        if why is not None:
+            self._refuse(socket, worker, why, peer)
+            return
+        if worker in self.workers:  # registered again (it lost us): its job, if any, is retried
+            self.worker_gone(worker, "registered again")
+        info = header.get("result") if isinstance(header.get("result"), dict) else {}
+        state = WorkerState(worker, info, now, socket=socket, peer=peer)
+        self.workers[worker] = state
+        where = ""
+        if peer is not None:
+            record = self.nodes.setdefault(peer.key, NodeRecord(peer))
+            record.peer, record.last_seen = peer, now
+            node = info.get("node") if isinstance(info.get("node"), dict) else {}
+            record.hostname = str(node.get("hostname", ""))[:100]
+            where = f" on node {peer.name or '?'} (key {peer.key_id}) at {peer.address}"
+        self._replan()
+        self.dispatch.worker_idle(worker)
+        log.info("worker %s ready%s", state.name, where)
+        for task, version in state.excluded.items():
+            log.warning("worker %s runs %s with model %s, the farm runs %s: it gets no %s jobs "
+                        "(one library never mixes two models)", state.name, task, version,
+                        "/".join(sorted(self.plan_models.get(task, ()))), task)
+
+    def _malformed(self, socket: zmq.Socket, worker: bytes, frame: zmq.Frame,
+                   exc: ProtocolError, gate: NodeGate | None) -> None:
+        version = peek_version(frame.buffer)
+        peer = gate.peer(frame) if gate is not None else None
+        if version is not None and version != VERSION:
+            self._refuse(socket, worker, f"it speaks protocol version {version!r}, this broker "
+                         f"speaks {VERSION}; run the same mtai release on every machine", peer)
+        else:
+            log.warning("worker %s sent a malformed message: %s", worker, exc)
+
+    def _refuse(self, socket: zmq.Socket, worker: bytes, why: str, peer: Peer | None) -> None:
+        where = f" (node key {peer.key_id}, {peer.address})" if peer is not None else ""
+        log.error("refused worker %s%s: %s", worker.decode(errors="replace"), where, why)
+        self._tell(socket, worker, REFUSED, f"the broker refused this worker: {why}")
+
+    def _tell(self, socket: zmq.Socket, worker: bytes, code: str, message: str) -> None:
+        """An error about the worker itself (its id is the worker's name)."""
+        note = Message(ERROR, worker.decode(errors="replace")[:128] or "?").fail(code, message)
+        with contextlib.suppress(zmq.ZMQError):  # gone already
+            socket.send_multipart([worker, *encode(note)], flags=zmq.NOBLOCK)
+
+    def _replan(self) -> None:
+        """Who may run what, after a worker came or went."""
+        announced = {w: Announced.from_info(s.info, local=s.peer is None)
+                     for w, s in self.workers.items()}
+        farm = plan(announced)
+        self.dispatch.plan(farm.offers, farm.served)
+        self.plan_models = farm.models
+        for worker, state in self.workers.items():
+            state.offer = farm.offers[worker].tasks
+            state.excluded = farm.excluded.get(worker, {})
+
+    def heartbeat(self) -> None:
+        """Ping every worker once per HEARTBEAT_INTERVAL; a worker whose connection is gone is
+        dropped at once. Also rereads the authorised node keys (a removed key's workers go)."""
+        now = time.monotonic()
+        if self.gate is not None and self.gate.keys.reload():
+            for state in list(self.workers.values()):
+                if state.peer is not None and not self.gate.authorised(state.peer.key):
+                    self._refuse(state.socket, state.identity, "its key is no longer authorised",
+                                 state.peer)
+                    self.worker_gone(state.identity, "its key was removed")
+        for state in list(self.workers.values()):
+            if state.ping is None or now - state.ping[1] >= HEARTBEAT_INTERVAL:
+                self._ping(state, now)
+
+    def _ping(self, state: WorkerState, now: float) -> None:
+        self.pings += 1
+        ping = Message(HEARTBEAT, f"ping-{self.pings}")
+        try:
+            state.socket.send_multipart([state.identity, *encode(ping)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return  # its pipe is full (a big job on its way): ping next turn
+        except zmq.ZMQError:  # ROUTER_MANDATORY: the connection is gone
+            self.worker_gone(state.identity, "its connection closed")
+            return
+        state.ping = (ping.id, now)
+
+    def _suspect_siblings(self, key: str) -> None:
+        """One worker of a node lost its connection: the node itself may be gone (killed,
+        unplugged). Its other workers get no job until they answer a fresh ping, so a retried
+        job cannot land on a worker that died with the first."""
+        now = time.monotonic()
+        for sibling in [s for s in self.workers.values() if s.peer and s.peer.key == key]:
+            if not sibling.suspect:
+                sibling.suspect = True
+                self.dispatch.pause(sibling.identity)
+                self._ping(sibling, now)
 
     def pump(self) -> None:
         """Answer jobs that expired in the queue, then hand jobs to idle workers."""
@@ -136,14 +279,22 @@ class Broker:
             log.warning("job %s (%s) passed its deadline on a worker", job.id, job.task)
             self._fail(job, TIMEOUT, "the job ran past its deadline")
         for worker, job in self.dispatch.assign(now):
+            socket = self.workers[worker].socket if worker in self.workers else self.back
             try:
-                self.back.send_multipart([worker, *job.frames], copy=False)
-            except zmq.ZMQError:  # ROUTER_MANDATORY: the worker vanished
-                self.worker_gone(worker)
+                socket.send_multipart([worker, *job.frames], copy=False)
+            except zmq.ZMQError:  # ROUTER_MANDATORY: the worker vanished before it got the job
+                self.dispatch.undo(worker)
+                self.worker_gone(worker, "its connection closed")
 
     def worker_gone(self, worker: bytes, reason: str = "worker died") -> None:
         """A worker process ended or was killed: retry its job once, else report it."""
-        self.workers.pop(worker, None)
+        state = self.workers.pop(worker, None)
+        if state is not None:
+            self._replan()
+            if state.peer is not None:
+                log.warning("node %s (key %s) worker %s left: %s", state.peer.name or "?",
+                            state.peer.key_id, state.name, reason)
+                self._suspect_siblings(state.peer.key)
         job = self.dispatch.worker_gone(worker)
         if job is None or job.answered:  # an overrun job already got its TIMEOUT answer
             return
@@ -159,9 +310,21 @@ class Broker:
         return [worker for worker, _ in self.dispatch.overdue(time.monotonic(), grace)]
 
     def silent(self, limit: float) -> list[bytes]:
-        """Idle workers that stopped heartbeating (stopped or wedged outside a job)."""
+        """Workers that stopped answering pings: stopped, wedged, or a node cut off. Jobs run
+        in a thread of their own, so a busy worker answers too."""
         now = time.monotonic()
-        return [w for w in self.dispatch.idle if now - self.workers[w].last_seen > limit]
+        return [w for w, state in self.workers.items() if now - state.last_seen > limit]
+
+    def remote(self, worker: bytes) -> bool:
+        state = self.workers.get(worker)
+        return state is not None and state.peer is not None
+
+    def release(self, worker: bytes, code: str, reason: str) -> None:
+        """Drop a remote worker and tell it why (ABANDONED: it restarts itself)."""
+        state = self.workers.get(worker)
+        if state is not None:
+            self._tell(state.socket, worker, code, reason)
+        self.worker_gone(worker, reason)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -173,14 +336,13 @@ class Broker:
             "jobs_last_minute": self._recent(60.0),
             "counters": self.stats.totals(),
             "tasks": self.stats.snapshot(),
-            "workers": {
-                w.identity.decode(errors="replace"): {
-                    **w.info, "jobs": w.jobs, "errors": w.errors,
-                    "busy": w.identity in self.dispatch.running,
-                    "busy_seconds": round(w.busy_seconds, 3),
-                }
-                for w in self.workers.values()
-            },
+            # This board's workers, one per slot, as before nodes existed; a node's workers
+            # are listed under its entry in "nodes" (the shape only grows).
+            "workers": {w.name: self._entry(w) for w in self.workers.values() if w.peer is None},
+            "nodes": node_status(self.nodes.values(),
+                                 [w for w in self.workers.values() if w.peer is not None],
+                                 set(self.dispatch.running), self._entry),
+            "node_listen": self.gate.listen if self.gate else None,
         }
 
     def _cancel(self, client: bytes, job_id: Any) -> None:
@@ -189,6 +351,14 @@ class Broker:
         if job is not None:
             self.stats.count(self._task_name(job.task), "cancelled")
             self._log_job(job, None, "cancelled", time.monotonic())
+
+    def _entry(self, worker: WorkerState) -> dict[str, Any]:
+        return {
+            **worker.info, "jobs": worker.jobs, "errors": worker.errors,
+            "busy": worker.identity in self.dispatch.running,
+            "busy_seconds": round(worker.busy_seconds, 3), "given": sorted(worker.offer),
+            "rtt_ms": round(worker.rtt * 1000, 3) if worker.rtt is not None else None,
+        }
 
     def _run_control(self, request: Message) -> Message:
         try:
@@ -221,6 +391,9 @@ class Broker:
         state.jobs += 1
         state.errors += failed
         state.busy_seconds += max(0.0, now - started)
+        if state.peer is not None:
+            self.nodes[state.peer.key].jobs += 1
+            self.nodes[state.peer.key].errors += failed
         self.finished.append(now)
 
     def _log_job(self, job: Job, worker: bytes | None, status: str, now: float) -> None:

@@ -19,6 +19,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from protocol.settings import Settings
+
 log = logging.getLogger("mtai.supervisor")
 
 BACKOFF_FIRST = 0.5
@@ -148,6 +150,15 @@ def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the supervisor dies (Linux). preexec_fn is
     unsafe with threads in the parent; the supervisor is single-threaded."""
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Our environment minus systemd's notify variables (only the supervisor may say READY:
+    gunicorn would announce itself the moment it listens, before any worker is up), plus
+    the validated settings, which children read instead of the environment."""
+    private = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    base = {k: v for k, v in os.environ.items() if k not in private}
+    return settings.child_env(base)
 
 
 def describe_status(status: int) -> str:

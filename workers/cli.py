@@ -12,13 +12,69 @@ import sys
 from pathlib import Path
 
 from models.runtime.soc import SUPPORTED_SOCS
-from protocol.settings import Settings, SettingsError
+from protocol.settings import NODE_PORT, Settings, SettingsError
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     from workers.supervisor import Supervisor
 
     return Supervisor(settings).run()
+
+
+def node(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.node import NodeSupervisor
+
+    try:
+        settings = settings.override(node_connect=args.connect, node_server_key=args.server_key)
+        supervisor = NodeSupervisor(settings)
+    except ValueError as exc:
+        print(f"mtai node: {exc}", file=sys.stderr)
+        return 2
+    return supervisor.run()
+
+
+def keys(args: argparse.Namespace, settings: Settings) -> int:
+    """`mtai keys init|add|list|remove`: the same commands on the main board and on a node."""
+    from workers import keys as keyring
+
+    directory = settings.node_keys
+    try:
+        if args.keys_command == "init":
+            public = keyring.ensure_keypair(directory)[0].decode()
+            print(f"This machine's CURVE key pair is in {directory} (the secret stays here).")
+            print("To use this machine as a node, run on the main board:")
+            print(f"    {keyring.add_command(public)}")
+            if settings.node_listen:
+                print("Nodes join this machine with:")
+                print(f"    {keyring.node_command(settings.node_listen, public)}")
+            print(public)
+        elif args.keys_command == "add":
+            path = keyring.authorise(directory, args.key, args.name)
+            server = keyring.ensure_keypair(directory)[0].decode()
+            print(f"Authorised {path.stem} (key {keyring.key_id(args.key)}) in {path.parent}; "
+                  "a running broker accepts it from now on, no restart needed.")
+            listen = settings.node_listen
+            if not listen:
+                listen = f"tcp://0.0.0.0:{NODE_PORT}"
+                print(f"NODE_LISTEN is not set here: set NODE_LISTEN={listen} (in "
+                      "/etc/mtai/mtai.env) and restart the service first.")
+            print("On the node, run:")
+            print(f"    {keyring.node_command(listen, server)}")
+        elif args.keys_command == "list":
+            public = keyring.ensure_keypair(directory)[0].decode()
+            print(f"this machine: {public}")
+            for name, key in keyring.authorised_keys(directory).items():
+                print(f"authorised:   {key}  {name}")
+        else:
+            removed = keyring.revoke(directory, args.key)
+            if not removed:
+                print(f"mtai keys: no authorised key or name {args.key!r}", file=sys.stderr)
+                return 1
+            print(f"Removed {', '.join(removed)}; its workers are dropped within a second.")
+    except keyring.KeyProblem as exc:
+        print(f"mtai keys: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,10 +114,13 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
 
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
     from models.doctor import run
+    from workers.nodecheck import broker_findings
     from workers.probe import service_findings
 
-    return run(settings.model_dir, args.root, configured=settings.backend,
-               extra=service_findings(settings))
+    extra = service_findings(settings)
+    if settings.node_connect:  # a node: its broker is on another machine
+        extra += broker_findings(settings)
+    return run(settings.model_dir, args.root, configured=settings.backend, extra=extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +129,25 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="start the supervisor, workers and HTTP front").set_defaults(
         run=serve
     )
+    node_cmd = commands.add_parser("node", help="lend this machine's workers to the broker of "
+                                   "another board (no HTTP front here)")
+    node_cmd.add_argument("--connect", default=None, metavar="tcp://HOST:PORT",
+                          help="the main board's NODE_LISTEN address (default: NODE_CONNECT)")
+    node_cmd.add_argument("--server-key", default=None, metavar="KEY",
+                          help="the main board's public key, as `mtai keys init` prints it "
+                          "there (default: NODE_SERVER_KEY)")
+    node_cmd.set_defaults(run=node)
+    key_cmd = commands.add_parser("keys", help="CURVE keys of remote worker nodes (NODE_KEYS)")
+    key_commands = key_cmd.add_subparsers(dest="keys_command", required=True)
+    key_commands.add_parser("init", help="make this machine's key pair if absent; print its "
+                            "public key on the last line")
+    add = key_commands.add_parser("add", help="authorise a node's public key (no restart)")
+    add.add_argument("key", help="the key `mtai keys init` printed on the node")
+    add.add_argument("--name", default=None, help="a name for the node (default: from the key)")
+    key_commands.add_parser("list", help="this machine's key and the authorised node keys")
+    remove = key_commands.add_parser("remove", help="withdraw a node's key (no restart)")
+    remove.add_argument("key", help="the key, or its name")
+    key_cmd.set_defaults(run=keys)
     models = commands.add_parser("models", help="manage model files in MODEL_DIR")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = model_commands.add_parser("fetch", help="download and verify model files")

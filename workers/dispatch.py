@@ -3,7 +3,9 @@
 Least-recently-used dispatch (the zguide's load-balancing broker): a worker becomes idle
 when it says READY or returns a reply, and the idle worker that waited longest gets the
 next job. ZeroMQ high-water marks are not a queue bound (a ROUTER drops silently), so the
-queue here is our own and bounded; a full queue answers BUSY at once.
+queue here is our own and bounded; a full queue answers BUSY at once. A worker is only given
+tasks its `Offer` names (workers/capabilities.py decides them from what each worker announced):
+the oldest job some idle worker may take goes to the longest-idle worker that may take it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ class Job:
     answered: bool = False  # the client already got TIMEOUT; a late result is dropped
 
 
+@dataclass(frozen=True)
+class Offer:
+    """The tasks a worker may be given: ``tasks``, and with ``rest`` also every task no
+    worker of the farm runs (a local worker then answers why it is unavailable)."""
+
+    tasks: frozenset[str]
+    rest: bool = False
+
+
 @dataclass
 class Dispatcher:
     """Queue, idle workers and running jobs. Times are monotonic seconds (the broker turns
@@ -41,6 +52,16 @@ class Dispatcher:
     idle: deque[bytes] = field(default_factory=deque)
     running: dict[bytes, Job] = field(default_factory=dict)
     paused: set[bytes] = field(default_factory=set)
+    offers: dict[bytes, Offer] = field(default_factory=dict)  # absent: any task
+    served: frozenset[str] = frozenset()  # tasks some worker runs
+
+    def plan(self, offers: dict[bytes, Offer], served: frozenset[str]) -> None:
+        """New offers after a worker came or went."""
+        self.offers, self.served = offers, served
+
+    def takes(self, worker: bytes, task: str) -> bool:
+        offer = self.offers.get(worker)
+        return offer is None or task in offer.tasks or (offer.rest and task not in self.served)
 
     def submit(self, job: Job) -> bool:
         """Queue a job; False when the queue is full (the caller answers BUSY)."""
@@ -69,9 +90,25 @@ class Dispatcher:
         if worker in self.idle:
             self.idle.remove(worker)
 
+    def resume(self, worker: bytes) -> None:
+        """Give a paused worker jobs again."""
+        self.paused.discard(worker)
+        if worker not in self.running:
+            self.worker_idle(worker)
+
+    def undo(self, worker: bytes) -> None:
+        """The job just assigned to ``worker`` never reached it (its connection was gone):
+        back at the head of the queue, the attempt not counted."""
+        job = self.running.pop(worker, None)
+        if job is not None:
+            job.attempts -= 1
+            job.started_at = None
+            self.queue.appendleft(job)
+
     def worker_gone(self, worker: bytes) -> Job | None:
         """Forget a dead worker; return the job it was running, if any."""
         self.paused.discard(worker)
+        self.offers.pop(worker, None)
         if worker in self.idle:
             self.idle.remove(worker)
         return self.running.pop(worker, None)
@@ -93,17 +130,33 @@ class Dispatcher:
         return expired
 
     def assign(self, now: float) -> Iterator[tuple[bytes, Job]]:
-        """Pair the longest-idle workers with the oldest live jobs."""
+        """Pair the longest-idle workers with the oldest live jobs they may take."""
         while self.idle and self.queue:
-            job = self.queue.popleft()
-            if job.deadline <= now:
-                self.queue.appendleft(job)
-                return  # expire() answers it
-            worker = self.idle.popleft()
+            match = self._match(now)
+            if match is None:
+                return  # what waits needs a worker that is busy (or a job expire() answers)
+            index, worker = match
+            job = self.queue[index]
+            del self.queue[index]
+            self.idle.remove(worker)
             job.attempts += 1
             job.started_at = now
             self.running[worker] = job
             yield worker, job
+
+    def _match(self, now: float) -> tuple[int, bytes] | None:
+        """(queue index, worker) of the oldest live job an idle worker may take; each task
+        is looked up once per call, so a long queue of one waiting task costs one pass."""
+        found: dict[str, bytes | None] = {}
+        for index, job in enumerate(self.queue):
+            if job.deadline <= now:
+                continue
+            if job.task not in found:
+                found[job.task] = next((w for w in self.idle if self.takes(w, job.task)), None)
+            worker = found[job.task]
+            if worker is not None:
+                return index, worker
+        return None
 
     def finish(self, worker: bytes, job_id: str) -> Job | None:
         """Match a reply to the job its worker runs; None for a late or unknown reply."""

@@ -6,6 +6,8 @@ what it has and answers the other tasks with the command that installs them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import numpy as np
 
 from models.clip import ClipModels
 from models.face import FacePipeline
-from models.manifest import ManifestError, ModelIntegrityError
+from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelIntegrityError, family_dir
 from models.ocr.pipeline import OcrPipeline
 from models.runtime.soc import place_family
 from protocol.settings import Settings
@@ -46,6 +48,7 @@ def load_runner(
     clip_dir, clip_backend = place_family(model_dir, "clip", backend, target)
     face_dir, face_backend = place_family(model_dir, "face", backend, target)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
+    versions = info["versions"] = {"sleep": ""}  # task -> model version (workers/capabilities.py)
     started = time.monotonic()
 
     ocr = _load("ocr", lambda: OcrPipeline.load(ocr_dir, threads=threads, backend=ocr_backend,
@@ -54,6 +57,7 @@ def load_runner(
         ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # warm-up: arenas before READY
         runner.handlers["ocr"] = ocr_handler(ocr)
         info["models"]["ocr"] = "PP-OCRv4 (det/cls/rec)"
+        versions.update(dict.fromkeys(FAMILY_TASKS["ocr"], model_version(model_dir, "ocr")))
 
     clip = _load("clip", lambda: ClipModels.load(
         clip_dir, backend=clip_backend, threads=threads, core=core,
@@ -66,6 +70,8 @@ def load_runner(
         compat = " (BGR compat)" if clip.image.bgr_compat else ""
         info["models"]["clip"] = f"Chinese-CLIP ViT-B-16{compat}"
         info["clip_text"] = "loaded" if clip.text_loaded else "loads on first query"
+        version = model_version(model_dir, "clip") + ("+bgr" if clip.image.bgr_compat else "")
+        versions.update(dict.fromkeys(FAMILY_TASKS["clip"], version))
 
     face = _load("face", lambda: FacePipeline.load(
         face_dir, backend=face_backend, threads=threads, core=core, pack=settings.face_model,
@@ -77,12 +83,23 @@ def load_runner(
         info["models"]["face"] = f"InsightFace {face.pack.name} ({face.pack.detector} + ArcFace)"
         info["face"] = {"pack": face.pack.name, "detector": face.pack.detector,
                         "min_score": settings.face_min_score}
+        version = f"{model_version(model_dir, 'face')}+min{settings.face_min_score:g}"
+        versions.update(dict.fromkeys(FAMILY_TASKS["face"], version))
     info["load_seconds"] = round(time.monotonic() - started, 2)
     info["tasks"] = sorted({*runner.handlers, *runner.missing})
     return runner, info
 
 
 FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text"), "face": ("face",)}
+
+
+def model_version(model_dir: Any, family: str) -> str:
+    """``<family>-<digest>``: a digest of the SHA-256 of every source model file the family's
+    manifest pins. Two workers with the same version run the same weights (an NPU conversion of
+    those weights counts as the same model); the broker never mixes two versions in one task."""
+    manifest = Manifest.load(family_dir(model_dir, family) / MANIFEST_NAME)
+    pinned = sorted((role, spec.sha256) for role, spec in manifest.models.items())
+    return f"{family}-{hashlib.sha256(json.dumps(pinned).encode()).hexdigest()[:12]}"
 
 
 def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any) -> Any:

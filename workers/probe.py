@@ -70,6 +70,25 @@ def judge(status: dict[str, Any]) -> list[Finding]:
     else:
         found.append(Finding(WARN, "HTTP front", "starting (not serving yet)"))
     found.extend(_queue(status))
+    if status.get("node_listen"):
+        found.extend(judge_nodes(status["node_listen"], status.get("nodes", [])))
+    return found
+
+
+def judge_nodes(listen: str, nodes: list[dict[str, Any]]) -> list[Finding]:
+    """Remote nodes: one line for those connected, a warning for each one gone."""
+    here = [n for n in nodes if n.get("connected")]
+    workers = sum(n.get("workers", 0) for n in here)
+    found = [Finding(OK if here else INFO, "nodes", f"taking nodes on {listen}: {len(here)} "
+                     f"connected with {workers} workers")]
+    for node in nodes:
+        if not node.get("connected"):
+            name = node.get("name") or "?"
+            found.append(Finding(
+                WARN, "nodes", f"node {name} (key {node.get('key_id')}, {node.get('address')}) "
+                f"gone {node.get('last_heartbeat_seconds')} s ago",
+                f"on it: `systemctl status mtai-node` and `mtai doctor`; to retire it: "
+                f"`mtai keys remove {name}`", f"node {name} is gone: its jobs run here"))
     return found
 
 

@@ -23,14 +23,18 @@ import zmq
 from models.runtime import resolve_backend
 from protocol.endpoints import back_endpoint, front_endpoint
 from protocol.settings import Settings
+from protocol.wire import ABANDONED
 from workers import last_words
 from workers.broker import Broker
-from workers.children import Child
+from workers.children import Child, child_env
 from workers.dispatch import Dispatcher
 from workers.history import History
 from workers.identity import parse_worker_identity, worker_identity
+from workers.keys import KeyProblem
+from workers.link import HEARTBEAT_TIMEOUT
 from workers.listener import PortUnavailable, open_listener
 from workers.memory import uss_bytes
+from workers.nodes import NodeGate
 from workers.recycle import Recycler
 from workers.systemd import Notifier
 from workers.verdict import Health
@@ -43,7 +47,6 @@ FRONT_STOP_GRACE = 30.0  # seconds gunicorn gets to finish its requests on shutd
 WORKER_STOP_GRACE = 10.0
 MEMORY_CHECK_SECONDS = 15.0  # reading USS walks page tables (~8 ms per worker): cache it
 JOB_GRACE = 5.0  # seconds a job may overrun its deadline before its worker is killed
-HEARTBEAT_TIMEOUT = 10.0  # seconds an idle worker may stay silent before it is killed
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
 
 
@@ -67,6 +70,7 @@ class Supervisor:
         self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
         self.front_child = Child("http front", [], self._child_env(), group=True)
         self.front_ready: set[int] = set()  # gunicorn worker pids serving for the current master
+        self.gate: NodeGate | None = None  # NODE_LISTEN: the door for remote worker nodes
 
     @property
     def children(self) -> list[Child]:
@@ -89,7 +93,12 @@ class Supervisor:
             return False
         self.front_child.argv = self._front_argv()
         self.front_child.pass_fds = (self.listener.fileno(),)
-        self._setup()
+        try:
+            self._setup()
+        except (OSError, KeyProblem) as exc:  # NODE_LISTEN taken, a key directory unusable
+            log.error("%s", exc)
+            self.listener.close()
+            return False
         for child in self.children:
             child.start()
         return True
@@ -109,13 +118,15 @@ class Supervisor:
         events = dict(self.poller.poll(timeout_ms))
         if self.wake_r in events:
             _drain(self.wake_r)
-        for socket, handle in (
-            (self.front, self.broker.on_front),
-            (self.back, self.broker.on_back),
-        ):
+        sockets = [(self.front, self.broker.on_front), (self.back, self.broker.on_back)]
+        if self.gate is not None:
+            sockets += [(self.gate.zap_socket, self.gate.handle_zap),
+                        (self.gate.socket, self.broker.on_nodes)]
+        for socket, handle in sockets:
             while socket.get(zmq.EVENTS) & zmq.POLLIN:
                 _guarded(handle)
         _guarded(self.broker.pump)
+        _guarded(self.broker.heartbeat)
 
     def handle_signals(self) -> None:
         while self.signals:
@@ -137,13 +148,21 @@ class Supervisor:
         self.front_child.reap()
 
     def murder(self) -> None:
-        """Replace workers that hang: a job past its deadline, or an idle worker gone silent
-        (stopped, or wedged outside a job). A hung NPU call never returns by itself."""
+        """Replace workers that hang: a job past its deadline, or a worker gone silent
+        (stopped, wedged, or a node cut off). A hung NPU call never returns by itself. A remote
+        worker is only dropped (its node's supervisor restarts it when it is told, or when it
+        is gone); its job, if any, is retried here."""
         overdue = self.broker.overdue(JOB_GRACE)
         silent = self.broker.silent(HEARTBEAT_TIMEOUT)
         hung = [(i, "ran past its job deadline") for i in overdue]
         hung += [(i, "stopped heartbeating") for i in silent]
         for identity, why in hung:
+            if self.broker.remote(identity):
+                if identity in overdue:
+                    self.broker.release(identity, ABANDONED, why)  # it restarts itself
+                else:
+                    self.broker.worker_gone(identity, why)
+                continue
             slot, pid = parse_worker_identity(identity)
             self.broker.worker_gone(identity, why)  # its job, if any, was answered already
             if 0 <= slot < len(self.workers) and self.workers[slot].pid == pid:
@@ -188,9 +207,12 @@ class Supervisor:
 
     def notify(self) -> None:
         """READY=1 once every worker is ready and the front serves; STATUS= otherwise."""
-        ready, queued = len(self.broker.workers), len(self.broker.dispatch.queue)
+        remote = [w.peer.key for w in self.broker.workers.values() if w.peer is not None]
+        ready, queued = len(self.broker.workers) - len(remote), len(self.broker.dispatch.queue)
         jobs = self.broker.stats.totals()["jobs"]
         line = f"{ready}/{len(self.workers)} workers ready, queue {queued}, {jobs} jobs"
+        if self.gate is not None:
+            line += f", {len(remote)} remote workers on {len(set(remote))} node(s)"
         if not self.front_ready:
             line += ", HTTP front " + ("in a crash loop" if self.front_child.crash_loop
                                        else "starting")
@@ -223,6 +245,8 @@ class Supervisor:
             if child.process is not None:
                 child.process.wait()
         self.listener.close()
+        if self.gate is not None:
+            self.gate.close()
         self.context.destroy(linger=0)
         log.info("stopped")
         return 0
@@ -247,7 +271,10 @@ class Supervisor:
         self.back.bind(back_endpoint(self.runtime))
         controls = {"status": self.status, "recycle": lambda options: self.recycle("/restart_v2"),
                     "front_ready": self.on_front_ready}
-        self.broker = Broker(self.front, self.back, Dispatcher(self.settings.queue_size), controls)
+        if self.settings.node_listen:
+            self.gate = NodeGate(self.context, self.settings.node_listen, self.settings.node_keys)
+        self.broker = Broker(self.front, self.back, Dispatcher(self.settings.queue_size), controls,
+                             gate=self.gate)
         self.wake_r, wake_w = os.pipe()
         for fd in (self.wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -258,6 +285,9 @@ class Supervisor:
         self.poller.register(self.front, zmq.POLLIN)
         self.poller.register(self.back, zmq.POLLIN)
         self.poller.register(self.wake_r, zmq.POLLIN)
+        if self.gate is not None:
+            self.poller.register(self.gate.socket, zmq.POLLIN)
+            self.poller.register(self.gate.zap_socket, zmq.POLLIN)
         log.info("broker on %s; %d workers, backend %s", self.runtime, len(self.workers),
                  self.backend)
 
@@ -316,12 +346,7 @@ class Supervisor:
                 "--bind", f"fd://{self.listener.fileno()}", "frontend.wsgi:app"]
 
     def _child_env(self) -> dict[str, str]:
-        """Our environment minus systemd's notify variables (only the supervisor may say READY:
-        gunicorn would announce itself the moment it listens, before any worker is up), plus
-        the validated settings, which children read instead of the environment."""
-        private = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        base = {k: v for k, v in os.environ.items() if k not in private}
-        return self.settings.child_env(base)
+        return child_env(self.settings)
 
 
 def _guarded(step: Callable[[], None]) -> None:

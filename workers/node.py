@@ -1,0 +1,131 @@
+"""`mtai node`: this machine lends its NPU cores (or its CPU) to the broker of another board.
+
+A small supervisor and nothing else: ``WORKERS`` worker processes, each connected over tcp://
+with CURVE to the main board's broker (``--connect``/``NODE_CONNECT``), kept alive as `mtai
+serve` keeps its own (workers/children.py: fork+exec, respawn with back-off, crash loops
+reported, every worker killed with its supervisor). No HTTP front and no broker here: jobs
+come from the main board, which also notices when this node goes silent and retries its jobs
+on its other workers.
+
+Signals: SIGTERM/SIGINT stop (each worker finishes its job first); SIGHUP restarts the workers,
+which then load models fetched since (a job they no longer answer is retried on the main board).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import sys
+import time
+
+from models.runtime import resolve_backend
+from protocol.settings import Settings
+from workers.children import Child, child_env
+from workers.keys import add_command, ensure_keypair
+from workers.systemd import Notifier
+
+log = logging.getLogger("mtai.node")
+
+TICK_SECONDS = 0.25
+KILL_GRACE = 3.0
+WORKER_STOP_GRACE = 10.0
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
+
+
+class NodeSupervisor:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.node_connect or not settings.node_server_key:
+            raise ValueError("mtai node needs the broker's address and key: --connect "
+                             "tcp://HOST:5570 --server-key KEY (or NODE_CONNECT and "
+                             "NODE_SERVER_KEY), as `mtai keys add` printed on the main board")
+        self.settings = settings
+        self.signals: list[int] = []
+        self.stopping = False
+        self.announced = False
+        self.notifier = Notifier()
+        self.workers = [Child(f"worker {slot}", [], child_env(settings))
+                        for slot in range(settings.workers)]
+
+    def run(self) -> int:
+        public, _ = ensure_keypair(self.settings.node_keys)
+        key = public.decode("ascii")
+        log.info("node of %s with %d workers; this node's key is %s (if the main board "
+                 "refuses it, run there: %s)", self.settings.node_connect, len(self.workers),
+                 key, add_command(key))
+        self.wake_r, wake_w = os.pipe()
+        for fd in (self.wake_r, wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, lambda signum, frame: self.signals.append(signum))
+        while not self.stopping:
+            self.tick()
+        return self.halt()
+
+    def tick(self) -> None:
+        if select.select([self.wake_r], [], [], TICK_SECONDS)[0]:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_r, 4096)  # one byte per signal: the queue holds the signals
+        self.handle_signals()
+        for child in self.workers:
+            child.reap()
+            child.escalate()
+        for slot, child in enumerate(self.workers):
+            if child.due():
+                child.argv = self._worker_argv(slot)
+                child.start()
+        self.notify()
+
+    def handle_signals(self) -> None:
+        while self.signals:
+            received = signal.Signals(self.signals.pop(0))
+            if received is signal.SIGHUP:
+                self.restart_workers()
+            elif received is not signal.SIGCHLD:  # SIGTERM, SIGINT
+                log.info("%s: stopping", received.name)
+                self.stopping = True
+
+    def restart_workers(self) -> None:
+        """SIGHUP: every worker finishes its job and is started again (new models load)."""
+        log.info("SIGHUP: restarting the workers")
+        for child in self.workers:
+            if child.alive():
+                child.recycling = True
+                child.terminate(WORKER_STOP_GRACE)
+
+    def notify(self) -> None:
+        running = sum(child.alive() for child in self.workers)
+        line = (f"{running}/{len(self.workers)} workers running for the broker at "
+                f"{self.settings.node_connect}")
+        if not self.announced and running == len(self.workers):
+            self.announced = True
+            self.notifier.ready(line)
+        else:
+            self.notifier.status(line)
+        self.notifier.watchdog()
+
+    def halt(self) -> int:
+        self.notifier.stopping()
+        for child in self.workers:
+            child.stopping = True
+            child.signal(signal.SIGTERM)
+        end = time.monotonic() + WORKER_STOP_GRACE
+        while time.monotonic() < end and any(c.alive() for c in self.workers):
+            time.sleep(0.1)
+        for child in self.workers:
+            child.signal(signal.SIGKILL)
+            if child.process is not None:
+                child.process.wait()
+            child.reap()
+        log.info("stopped")
+        return 0
+
+    def _worker_argv(self, slot: int) -> list[str]:
+        """Resolved at every start, as `mtai serve` does: `auto` picks up new conversions."""
+        backend = resolve_backend(self.settings.backend, self.settings.model_dir)
+        return [sys.executable, "-m", "workers.worker", "--endpoint", self.settings.node_connect,
+                "--slot", str(slot), "--core", str(slot), "--backend", backend,
+                "--server-key", self.settings.node_server_key]
