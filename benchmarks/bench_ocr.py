@@ -40,13 +40,14 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ocr_reference import rapidocr_engine  # noqa: E402
+
 from frontend.decode import decode_image  # noqa: E402
 from models.manifest import MANIFEST_NAME, Manifest, Preprocess, default_model_dir  # noqa: E402
 from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, generation  # noqa: E402
 from models.ocr.pipeline import OcrPipeline  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
-from ocr_reference import rapidocr_engine  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 LEVERS = ("arena", "shrink", "nospin", "rec1", "clsall", "lut")
@@ -84,7 +85,7 @@ class LegacyPixels:
 
 
 def load_ours(model_dir: Path, threads: int, levers: frozenset[str],
-              model: str = "ppocrv4") -> Engine:  # fmt: skip
+              model: str = "ppocrv4") -> Engine:
     """Our pipeline on ``model`` with exactly ``levers`` switched on."""
     gen = generation(model)
     directory = model_dir / gen.family
@@ -115,7 +116,7 @@ def load_ours(model_dir: Path, threads: int, levers: frozenset[str],
 
 
 def load_reference(model_dir: Path, threads: int, model: str = "ppocrv4",
-                   release: str = "auto") -> Engine:  # fmt: skip
+                   release: str = "auto") -> Engine:
     """RapidOCR 1.4.4 or 3.10.0 (``auto``: the one ``model`` follows) on our model files."""
     if release == "auto":
         release = "1.4.4" if generation(model).recipe.name == "rapidocr-1.4.4" else "3.10"
@@ -206,11 +207,11 @@ def bench(args: argparse.Namespace) -> None:
         "rapidocr": load_reference(model_dir, args.threads, args.model, args.reference)
     }
     engines.update({name: load_ours(model_dir, args.threads, lv, args.model)
-                    for name, lv in variants.items()})  # fmt: skip
+                    for name, lv in variants.items()})
     data = images()
     print(f"machine: {machine()}")
     print(f"model {args.model}, reference RapidOCR {args.reference}; threads {args.threads}, "
-          f"rounds {args.rounds}, {len(data)} images; variants:")  # fmt: skip
+          f"rounds {args.rounds}, {len(data)} images; variants:")
     for name, levers in variants.items():
         print(f"  {name}: {', '.join(sorted(levers)) or 'no lever'}")
     outputs: dict[str, dict[str, list]] = {name: {} for name in engines}

@@ -8,7 +8,7 @@ to the smallest of 1/2, 1/4, 1/8 still over 2000 px, then the pipeline's resize)
 decode followed by RapidOCR's own resize (what the reference does), in accuracy and in front CPU
 time. ``--static`` also reads with the NPU shape profile (onnxruntime on the profile's shapes).
 
-    .venv/bin/python benchmarks/ocr_accuracy.py --models ppocrv4,ppocrv5-mobile,ppocrv6-tiny,ppocrv6-small
+    .venv/bin/python benchmarks/ocr_accuracy.py --static          # every model, both modes
     .venv/bin/python benchmarks/ocr_accuracy.py --models ppocrv6-small --decode
 """
 
@@ -60,12 +60,12 @@ def read(pipeline: OcrPipeline, array: np.ndarray, scale: float) -> list[tuple[l
 def table(rows: list[tuple[str, Score]]) -> str:
     groups = [g for g in GROUPS if any(g in s.groups for _, s in rows)]
     head = "| model | all: CER | word acc | line recall | found | " + " | ".join(
-        f"{g} CER / word" for g in groups) + " |"  # fmt: skip
+        f"{g} CER / word" for g in groups) + " |"
     out = [head, "|" + "---|" * (5 + len(groups))]
     for name, score in rows:
         total = score.total()
         cells = [name, f"{total.cer:.3f}", _pct(total.word_accuracy),
-                 f"{total.line_recall:.2f}", f"{total.found_rate:.2f}"]  # fmt: skip
+                 f"{total.line_recall:.2f}", f"{total.found_rate:.2f}"]
         for g in groups:
             tally = score.groups.get(g)
             if tally is None:
@@ -91,7 +91,7 @@ def main() -> int:
     args = parser.parse_args()
     model_dir = default_model_dir()
     specs = (large_specs(TESTDATA, args.seed, args.large) if args.decode
-             else standard_specs(TESTDATA, args.seed))  # fmt: skip
+             else standard_specs(TESTDATA, args.seed))
     samples: list[Sample] = list(generate(specs))
     lines = sum(len(s.lines) for s in samples)
     sizes = sorted({f"{s.width}x{s.height}" for s in samples})
@@ -103,7 +103,7 @@ def main() -> int:
         modes = [("dynamic", False)] + ([("static", True)] if args.static else [])
         for mode, static in modes:
             pipeline = OcrPipeline.load(model_dir, threads=args.threads, family=family_name(model),
-                                        static_shapes=static)  # fmt: skip
+                                        static_shapes=static)
             for variant in variants:
                 decode = decoders()[variant]
                 score, started = Score(), time.monotonic()
@@ -116,7 +116,7 @@ def main() -> int:
                 name += f", {variant} decode" if args.decode else ""
                 rows.append((name, score))
                 print(f"{name}: CER {score.total().cer:.3f} "
-                      f"({time.monotonic() - started:.1f} s)", flush=True)  # fmt: skip
+                      f"({time.monotonic() - started:.1f} s)", flush=True)
     print()
     print(table(rows))
     if args.decode:

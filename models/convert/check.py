@@ -126,14 +126,14 @@ def check_vectors(
 
 
 def load_ocr_pair(model_dir: Path, candidate_root: Path,
-                  family: str = "ocr") -> tuple[Callable, Callable]:  # fmt: skip
+                  family: str = "ocr") -> tuple[Callable, Callable]:
     """The ONNX pipeline and the simulated converted one, both on the static shape profile,
     so the comparison measures the conversion and nothing else."""
     from models.ocr.pipeline import OcrPipeline
 
     reference = OcrPipeline.load(model_dir, backend="onnx", static_shapes=True, family=family)
     candidate = OcrPipeline.load(candidate_root, backend="rknn-sim", static_shapes=True,
-                                 family=family)  # fmt: skip
+                                 family=family)
     return reference, candidate
 
 

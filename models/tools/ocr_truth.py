@@ -134,7 +134,7 @@ def standard_specs(testdata: Path, seed: int = 14) -> list[SampleSpec]:
     rng = random.Random(seed)
     photos = backgrounds(testdata)
     sizes = [(1000, 4 / 3), (1440, 3 / 2), (2000, 4 / 3), (2000, 3 / 4), (3000, 4 / 3),
-             (4032, 4 / 3), (4032, 3 / 4)]  # fmt: skip
+             (4032, 4 / 3), (4032, 3 / 4)]
     specs = []
     index = 0
     for round_ in range(3):
@@ -143,7 +143,7 @@ def standard_specs(testdata: Path, seed: int = 14) -> list[SampleSpec]:
             others = rng.sample([g for g in GROUPS if g != group], 3)
             specs.append(SampleSpec(f"gt{index:03d}_{group}", photos[index % len(photos)],
                                     long_side, aspect, (group, group, *others),
-                                    rng.randrange(1 << 30)))  # fmt: skip
+                                    rng.randrange(1 << 30)))
             index += 1
     return specs + large_specs(testdata, seed)
 
@@ -153,12 +153,12 @@ def large_specs(testdata: Path, seed: int = 14, count: int = 4) -> list[SampleSp
     rng = random.Random(seed + 1)
     photos = backgrounds(testdata)
     sizes = [(4032, 4 / 3), (6000, 3 / 2), (8000, 4 / 3), (4032, 3 / 4), (6000, 2 / 3),
-             (4032, 4 / 3)]  # fmt: skip
+             (4032, 4 / 3)]
     return [
         SampleSpec(f"large{k:02d}_{sizes[k % len(sizes)][0]}", photos[(3 * k + 1) % len(photos)],
                    *sizes[k % len(sizes)], tuple(rng.sample(GROUPS, 5)), rng.randrange(1 << 30))
         for k in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def font(group: str, size: int, bold: bool) -> ImageFont.FreeTypeFont:
@@ -210,7 +210,7 @@ def _background(path: Path, width: int, height: int) -> Image.Image:
 
 
 def _place(image: Image.Image, group: str, rng: random.Random,
-           taken: list[tuple[float, float, float, float]]) -> TruthLine | None:  # fmt: skip
+           taken: list[tuple[float, float, float, float]]) -> TruthLine | None:
     """Draw one line of ``group`` somewhere free; None when it did not fit."""
     width, height = image.size
     text = rng.choice(PHRASES[group])
@@ -235,7 +235,7 @@ def _place(image: Image.Image, group: str, rng: random.Random,
 
 
 def _text_tile(text: str, face: ImageFont.FreeTypeFont, vertical: bool,
-               rng: random.Random) -> Image.Image:  # fmt: skip
+               rng: random.Random) -> Image.Image:
     """RGBA tile of the text on a plate (signs) or bare with an outline (captions)."""
     size = face.size
     pad = round(size * 0.35)
@@ -258,16 +258,16 @@ def _text_tile(text: str, face: ImageFont.FreeTypeFont, vertical: bool,
     if vertical:
         for k, char in enumerate(text):
             draw.text((tw / 2, pad + k * step + step / 2), char, font=face, fill=ink, anchor="mm",
-                      stroke_width=stroke, stroke_fill=outline)  # fmt: skip
+                      stroke_width=stroke, stroke_fill=outline)
     else:
         left, top, _, _ = face.getbbox(text)
         draw.text((pad - left, pad - top), text, font=face, fill=ink, stroke_width=stroke,
-                  stroke_fill=outline)  # fmt: skip
+                  stroke_fill=outline)
     return tile
 
 
 def _rotated_corners(size: tuple[int, int], angle: float, offset: tuple[int, int],
-                     rotated: tuple[int, int]) -> tuple[tuple[float, float], ...]:  # fmt: skip
+                     rotated: tuple[int, int]) -> tuple[tuple[float, float], ...]:
     """Corners of a ``size`` tile after Pillow's counter-clockwise ``rotate(angle, expand)``."""
     w, h = size
     cx, cy = w / 2, h / 2
