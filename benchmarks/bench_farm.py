@@ -21,9 +21,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.manifest import default_model_dir
 from protocol.client import FarmClient
 from protocol.endpoints import front_endpoint
+from protocol.settings import Settings
 from protocol.wire import REPLY, REQUEST, Message
 from tests.service import Service, start_service
 from workers.tasks import TaskRunner, sleep_handler
@@ -70,7 +70,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="mtai-bench-") as tmp:
             service = start_service(
                 Path(tmp),
-                default_model_dir(),
+                Settings.from_env().model_dir,
                 WORKERS=str(workers),
                 CPU_THREADS="1",
                 SERVER_RESTART_TIME="0",

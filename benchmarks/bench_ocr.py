@@ -43,11 +43,12 @@ sys.path.insert(0, str(REPO))
 from ocr_reference import rapidocr_engine  # noqa: E402
 
 from frontend.decode import decode_image  # noqa: E402
-from models.manifest import MANIFEST_NAME, Manifest, Preprocess, default_model_dir  # noqa: E402
+from models.manifest import MANIFEST_NAME, Manifest, Preprocess  # noqa: E402
 from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, generation  # noqa: E402
 from models.ocr.pipeline import OcrPipeline  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 LEVERS = ("arena", "shrink", "nospin", "rec1", "clsall", "lut")
@@ -285,7 +286,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads, both engines")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default="shipped", help="comma-separated, see the docstring")
-    parser.add_argument("--model-dir", default=str(default_model_dir()))
+    parser.add_argument("--model-dir", default=str(Settings.from_env().model_dir))
     parser.add_argument("--memory", metavar="VARIANT", help="only report RSS of one variant")
     parser.add_argument("--model", default="ppocrv4", choices=OCR_MODELS)
     parser.add_argument("--reference", default="auto", choices=("auto", "1.4.4", "3.10"))

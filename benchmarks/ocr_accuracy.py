@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frontend.decode import decode_image  # noqa: E402
-from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.generations import OCR_MODELS, family_name  # noqa: E402
 from models.ocr.geometry import fit_sides  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
 from models.tools.ocr_score import Score, score_image  # noqa: E402
 from models.tools.ocr_truth import GROUPS, Sample, generate, large_specs, standard_specs  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
 DECODE_SIDE = 2000  # what the front asks of the decoder for /ocr (frontend/mtphotos.py)
@@ -89,7 +89,7 @@ def main() -> int:
     parser.add_argument("--static", action="store_true", help="also the NPU shape profile")
     parser.add_argument("--large", type=int, default=6, help="large photos for --decode")
     args = parser.parse_args()
-    model_dir = default_model_dir()
+    model_dir = Settings.from_env().model_dir
     specs = (large_specs(TESTDATA, args.seed, args.large) if args.decode
              else standard_specs(TESTDATA, args.seed))
     samples: list[Sample] = list(generate(specs))

@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from frontend.decode import decode_image  # noqa: E402
-from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.detect import det_input_size  # noqa: E402
 from models.ocr.geometry import fit_sides, letterbox  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 from tests.ocr_fixtures import match_lines  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
@@ -47,7 +47,7 @@ def main() -> None:
     caps = [int(c) for c in args.caps.split(",")]
     reference = json.loads((TESTDATA / "ocr_reference_rapidocr.json").read_text())["images"]
     images = {n: decode_image((TESTDATA / n).read_bytes()).array for n in sorted(reference)}
-    pipeline = OcrPipeline.load(default_model_dir(), threads=args.threads)
+    pipeline = OcrPipeline.load(Settings.from_env().model_dir, threads=args.threads)
     total = sum(len(v) for v in reference.values())
     print(f"{len(images)} images, {total} reference lines")
     for cap in caps:

@@ -48,7 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from frontend.decode import decode_image  # noqa: E402
-from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.detect import TextDetector, det_input_size  # noqa: E402
 from models.ocr.layout import plan_layout  # noqa: E402
 from models.ocr.pipeline import OcrLine, OcrPipeline  # noqa: E402
@@ -62,6 +61,7 @@ from models.ocr.profile import (  # noqa: E402
     strip_canvases,
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
     as_reference,
@@ -239,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default="all")
     parser.add_argument("--detail", action="append", default=[], help="list misses of NAME")
-    parser.add_argument("--model-dir", default=str(default_model_dir()))
+    parser.add_argument("--model-dir", default=str(Settings.from_env().model_dir))
     parser.add_argument(
         "--scales", default="1", help="also run every image resized by these factors, e.g. 1,2.5"
     )

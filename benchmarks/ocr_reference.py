@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frontend.decode import decode_image  # noqa: E402
-from models.manifest import MANIFEST_NAME, Manifest, default_model_dir, family_dir  # noqa: E402
+from models.manifest import MANIFEST_NAME, Manifest, family_dir  # noqa: E402
 from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, family_name  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "ocr_reference_rapidocr310.json"
 TESTDATA = ROOT.parent / "shared" / "testdata"
@@ -78,7 +79,7 @@ def main() -> int:
     args = parser.parse_args()
     import rapidocr
 
-    model_dir = default_model_dir()
+    model_dir = Settings.from_env().model_dir
     images = list(shared_images())
     result = {"rapidocr": rapidocr.__version__ if hasattr(rapidocr, "__version__") else "3.10.0",
               "models": {}}
