@@ -6,7 +6,8 @@ real photos, seeded), so nothing here is kept in git and anyone can rerun it. Fo
 ``--decode`` compares, on the photos of 12 MP and more, today's JPEG draft decode (DCT scaling
 to the smallest of 1/2, 1/4, 1/8 still over 2000 px, then the pipeline's resize) with a full
 decode followed by RapidOCR's own resize (what the reference does), in accuracy and in front CPU
-time. ``--static`` also reads with the NPU shape profile (onnxruntime on the profile's shapes).
+time (and a full decode with an area-averaging resize, for comparison). ``--static`` also
+reads with the NPU shape profile (onnxruntime on the profile's shapes).
 
     .venv/bin/python benchmarks/ocr_accuracy.py --static          # every model, both modes
     .venv/bin/python benchmarks/ocr_accuracy.py --models ppocrv6-small --decode
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +51,14 @@ def decoders() -> dict[str, Callable[[bytes], tuple[np.ndarray, float]]]:
         resized, placement = fit_sides(decoded.array, MAX_SIDE, MIN_SIDE)  # RapidOCR's resize
         return resized, 1.0 / placement.scale_x
 
-    return {"draft": draft, "full": full_reference}
+    def full_area(data: bytes) -> tuple[np.ndarray, float]:
+        decoded = decode_image(data)
+        resized, _ = fit_sides(decoded.array, MAX_SIDE, MIN_SIDE)
+        size = resized.shape[1], resized.shape[0]
+        area = cv2.resize(decoded.array, size, interpolation=cv2.INTER_AREA)
+        return area, size[0] / decoded.width
+
+    return {"draft": draft, "full": full_reference, "full-area": full_area}
 
 
 def read(pipeline: OcrPipeline, array: np.ndarray, scale: float) -> list[tuple[list, str]]:
@@ -96,7 +105,7 @@ def main() -> int:
     lines = sum(len(s.lines) for s in samples)
     sizes = sorted({f"{s.width}x{s.height}" for s in samples})
     print(f"{len(samples)} images, {lines} truth lines, sizes {', '.join(sizes)}", flush=True)
-    variants = ["draft", "full"] if args.decode else ["draft"]
+    variants = ["draft", "full", "full-area"] if args.decode else ["draft"]
     rows: list[tuple[str, Score]] = []
     front_ms: dict[str, list[float]] = {v: [] for v in variants}
     for model in args.models.split(","):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from models.manifest import MANIFEST_NAME, Manifest, family_dir
+from models.ocr.generations import CHARSET_ROLE, generation_of_family
 from models.ocr.pipeline import OcrLine, OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime import Session, open_session
@@ -91,17 +92,21 @@ class RecordingSession:
 
 
 def recorded_pipeline(
-    model_dir: Path, profile: ShapeProfile | None, threads: int | None = None
+    model_dir: Path, profile: ShapeProfile | None, threads: int | None = None,
+    family: str = "ocr",
 ) -> tuple[OcrPipeline, dict[str, RecordingSession]]:
-    """A pipeline on the real ONNX models (static shapes when ``profile``), every session
-    wrapped in a recorder; also returns the recorders by role."""
-    directory = family_dir(model_dir, "ocr")
+    """A pipeline on the real ONNX models of ``family`` (static shapes when ``profile``), every
+    session wrapped in a recorder; also returns the recorders by role."""
+    directory = family_dir(model_dir, family)
     specs = Manifest.load(directory / MANIFEST_NAME).models
+    charset = specs.pop(CHARSET_ROLE, None)
     sessions = {
         role: RecordingSession(open_session(directory / spec.file, "onnx", threads=threads))
         for role, spec in specs.items()
     }
-    pipeline = OcrPipeline.from_sessions(dict(sessions), specs, profile=profile)
+    pipeline = OcrPipeline.from_sessions(
+        dict(sessions), specs, profile=profile, recipe=generation_of_family(family)[0].recipe,
+        dictionary=None if charset is None else (directory / charset.file).read_bytes())
     return pipeline, sessions
 
 

@@ -40,7 +40,8 @@ INSTALLER = DEPLOY / "install.sh"
 EXEC_START = "/opt/mtai/venv/bin/mtai serve"
 # Installer settings a developer's shell might carry; every test states its own.
 INSTALLER_ENV = ("DESTDIR", "DRY_RUN", "PURGE", "SKIP_VENV", "SKIP_MODELS", "MODELS", "EXTRAS",
-                 "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL")
+                 "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL", "OCR_MODEL", "OCR_LANG",
+                 "OCR_LANG_URL")
 
 
 def tool(name: str) -> str:
