@@ -13,7 +13,8 @@ Figures, per group and overall:
   words a user would type); Japanese has no word figure;
 - line recall: truth lines read exactly (whitespace ignored); found: truth lines with any box.
 
-jieba is imported here only: the service never needs it (setup.cfg's ``bench`` extra).
+jieba is imported here only: the service never needs it (setup.cfg's ``dev`` and ``bench``
+extras).
 """
 
 from __future__ import annotations
