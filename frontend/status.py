@@ -60,7 +60,8 @@ def render(status: dict[str, Any]) -> str:
                  ", ".join((worker or {}).get("models", {})) or "-",
                  (worker or {}).get("jobs", 0), slot["restarts"], slot["recycles"], memory)
         rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
-    models = sorted({m for w in status["workers"].values() for m in w.get("models", {})})
+    models = sorted({title for w in status["workers"].values()
+                     for title in w.get("models", {}).values()})  # e.g. "PP-OCRv6 small ..."
     devices = sorted({f"{w.get('backend')}: {w.get('device')}" for w in status["workers"].values()})
     summary = {
         "Backend": status.get("backend"),

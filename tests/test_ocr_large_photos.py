@@ -72,3 +72,8 @@ def test_immich_reads_large_photos_as_the_pipeline_does(service: Service, photos
     lines = pipeline(decoded.array, text_score=0.5, box_thresh=0.5)
     expected = [line.text for line in lines if line.score > 0.5]
     assert body["ocr"]["text"] == expected and expected
+
+
+def test_check_names_the_loaded_ocr_model(service: Service):
+    body = service.post("/check").json()
+    assert body["result"] == "pass" and body["ocr_model"] == ["ppocrv4"]
