@@ -14,6 +14,7 @@ from models.ocr.generations import CHARSET_ROLE, generation_of_family
 from models.ocr.pipeline import OcrLine, OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime import Session, open_session
+from models.tools.ocr_score import edit_distance
 
 BOX_TOLERANCE_PX = 2.0
 
@@ -108,16 +109,6 @@ def recorded_pipeline(
         dict(sessions), specs, profile=profile, recipe=generation_of_family(family)[0].recipe,
         dictionary=None if charset is None else (directory / charset.file).read_bytes())
     return pipeline, sessions
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions of characters)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
 
 
 def read_agreement(
