@@ -129,7 +129,7 @@ def backgrounds(testdata: Path) -> list[Path]:
 
 
 def standard_specs(testdata: Path, seed: int = 14) -> list[SampleSpec]:
-    """The benchmark's set: every group several times over, sizes from 1000 px to 12 MP phone
+    """The benchmark's set: every group five times over, sizes from 1000 px to 12 MP phone
     photos (4032x3024), plus a few of 24 MP (6000x4000) and 48 MP (8000x6000)."""
     rng = random.Random(seed)
     photos = backgrounds(testdata)
@@ -137,7 +137,7 @@ def standard_specs(testdata: Path, seed: int = 14) -> list[SampleSpec]:
              (4032, 4 / 3), (4032, 3 / 4)]
     specs = []
     index = 0
-    for round_ in range(3):
+    for round_ in range(5):
         for group in GROUPS:
             long_side, aspect = sizes[(index + round_) % len(sizes)]
             others = rng.sample([g for g in GROUPS if g != group], 3)
