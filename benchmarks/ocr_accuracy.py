@@ -68,12 +68,13 @@ def read(pipeline: OcrPipeline, array: np.ndarray, scale: float) -> list[tuple[l
 
 def table(rows: list[tuple[str, Score]]) -> str:
     groups = [g for g in GROUPS if any(g in s.groups for _, s in rows)]
-    head = "| model | all: CER | word acc | line recall | found | " + " | ".join(
+    head = "| model | all: CER | CER without ko | word acc | line recall | found | " + " | ".join(
         f"{g} CER / word" for g in groups) + " |"
-    out = [head, "|" + "---|" * (5 + len(groups))]
+    out = [head, "|" + "---|" * (6 + len(groups))]
     for name, score in rows:
         total = score.total()
-        cells = [name, f"{total.cer:.3f}", _pct(total.word_accuracy),
+        readable = Score({g: t for g, t in score.groups.items() if g != "ko"}).total()
+        cells = [name, f"{total.cer:.3f}", f"{readable.cer:.3f}", _pct(total.word_accuracy),
                  f"{total.line_recall:.2f}", f"{total.found_rate:.2f}"]
         for g in groups:
             tally = score.groups.get(g)

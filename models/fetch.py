@@ -113,8 +113,8 @@ def fetch_ocr(
     manifest = ocr_manifest(model, lang)
     target = family_dir(model_dir, manifest.family)
     if _already_fetched(manifest, target):
-        progress(f"OCR models ({model}{f', {lang}' if lang else ''}) present and verified in "
-                 f"{target}")
+        progress(f"OCR models present and verified in {target} ({model}"
+                 f"{f', {lang} recogniser' if lang else ''})")
         return target
     if _files_verify(manifest, target):  # e.g. a manifest from before the NPU shape profile
         _save_manifest(manifest, target)

@@ -434,7 +434,8 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
     assert (venv / "bin/mtai").read_text().splitlines()[0] == "#!/opt/mtai/venv/bin/python"
     assert not [p for p in (venv / "bin").iterdir()
                 if not p.is_symlink() and str(root).encode() in p.read_bytes()]
-    assert (root / "var/lib/mtai/models/ocr/manifest.json").is_file(), out
+    # the default OCR_MODEL, ppocrv6-small, in its own family directory
+    assert (root / "var/lib/mtai/models/ocr-ppocrv6-small/manifest.json").is_file(), out
     probe = ("import protocol.settings as s, workers.cli as c; "
              "print(s.Settings.from_env().model_dir); print(c.__file__)")
     clean_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "PYTHONPATH")}
