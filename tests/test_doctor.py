@@ -134,3 +134,16 @@ def test_a_backend_chosen_on_purpose_is_not_a_problem(tmp_path, models, monkeypa
     assert table["BACKEND=auto"][0].status == OK
     assert table["BACKEND"][0].detail.startswith("set to onnx")
     assert table["rknnlite"][0].status == PROBLEM  # still reported: the NPU cannot be used
+
+
+def test_doctor_checks_the_configured_ocr_model(tmp_path, models, model_dir, monkeypatch,
+                                               capsys):
+    (models / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
+    fake_rknnlite.install(monkeypatch)
+    root = board(tmp_path / "root")
+    monkeypatch.setenv("MODEL_DIR", str(models))
+    monkeypatch.setenv("OCR_MODEL", "ppocrv5-mobile")
+    main(["doctor", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert "models ocr-ppocrv5-mobile: not installed" in out and "`mtai models fetch ocr`" in out
+    assert "models ocr: sha256 verified" in out  # v4, installed beside it

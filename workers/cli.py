@@ -56,10 +56,12 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
 
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
     from models.doctor import run
+    from models.ocr.generations import family_name
     from workers.probe import service_findings
 
     return run(settings.model_dir, args.root, configured=settings.backend,
-               extra=service_findings(settings))
+               extra=service_findings(settings),
+               ocr_family=family_name(settings.ocr_model, settings.ocr_lang))
 
 
 def main(argv: list[str] | None = None) -> int:
