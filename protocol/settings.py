@@ -34,7 +34,7 @@ SOC_CHOICES = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # ... and these equal models.ocr.generations.OCR_MODELS and OCR_LANGS.
 OCR_MODEL_CHOICES = ("ppocrv4", "ppocrv5-mobile", "ppocrv6-tiny", "ppocrv6-small")
-OCR_LANG_CHOICES = ("ch", "korean", "latin", "eslav", "en", "th", "el", "arabic", "cyrillic",
+OCR_LANG_CHOICES = ("ch", "korean", "latin", "eslav", "en", "th", "el", "cyrillic",
                     "devanagari", "ta", "te")
 INSTALLED_MODEL_DIR = Path("/var/lib/mtai/models")
 _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")

@@ -136,7 +136,9 @@ GENERATIONS: dict[str, Generation] = {
 }
 
 # PP-OCRv5 mobile language recognisers, as RapidOCR 3.10.0's default_models.yaml lists them
-# (ONNX with the character list embedded). Downloaded on the user's machine.
+# (ONNX with the character list embedded). Downloaded on the user's machine. Not the Arabic one:
+# RapidOCR turns its output into reading order with python-bidi, which this service does not
+# carry, so it would return Arabic lines reversed.
 LANG_BASE_URL = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0/onnx/PP-OCRv5/rec"
 LANG_RECOGNISERS: dict[str, str] = {
     "ch": "5825fc7ebf84ae7a412be049820b4d86d77620f204a041697b0494669b1742c5",
@@ -146,7 +148,6 @@ LANG_RECOGNISERS: dict[str, str] = {
     "en": "c3461add59bb4323ecba96a492ab75e06dda42467c9e3d0c18db5d1d21924be8",
     "th": "de541dd83161c241ff426f7ecfd602a0ba77d686cf3ab9a6c255ea82fd08006e",
     "el": "b4368bccd557123c702b7549fee6cd1e94b581337d1c9b65310f109131542b7f",
-    "arabic": "c1192e632d0baa9146ae5b756a0e635e3dc63c1733737ebfd1629e87144e9295",
     "cyrillic": "90f761b4bfcce0c8c561c0cb5c887b0971d3ec01c32164bdf7374a35b0982711",
     "devanagari": "d6f0a906580e3fa6b324a318718f1f31f268b6ea8ef985f91c2012a37f52c91e",
     "ta": "a42448808b7dea87597336f12438935f40353f1949e8360acd9e06b4da21bfe1",
@@ -168,7 +169,6 @@ SCRIPTS = {
     "en": "English",
     "th": "Thai and English",
     "el": "Greek and English",
-    "arabic": "Arabic-script languages (read right to left)",
     "devanagari": "Hindi, Marathi, Nepali and other Devanagari languages",
     "ta": "Tamil",
     "te": "Telugu",
