@@ -82,7 +82,7 @@ def test_ground_truth_is_deterministic_and_spans_the_sizes(shared: Path):
     sizes = {max(s.long_side, 0) for s in specs}
     assert {1000, 4032, 6000, 8000} <= sizes
     groups = {g for s in specs for g in s.groups}
-    assert groups == {"en", "num", "zh-hans", "zh-hant", "ja", "ko", "mixed", "vertical"}
+    assert groups == {"en", "latin", "num", "zh-hans", "zh-hant", "ja", "ko", "mixed", "vertical"}
     first, again = render(specs[0]), render(specs[0])
     assert first.jpeg == again.jpeg and first.lines == again.lines and len(first.lines) >= 3
     big = render(large_specs(shared / "testdata", count=1)[0])

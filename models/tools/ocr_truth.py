@@ -29,8 +29,8 @@ DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 CJK_INDEX = {"ja": 0, "ko": 1, "zh-hans": 2, "zh-hant": 3}  # faces in the Noto CJK collection
 
-GROUPS = ("en", "num", "zh-hans", "zh-hant", "ja", "ko", "mixed", "vertical")
-LATIN_GROUPS = ("en", "num", "ko")  # words are separated by spaces
+GROUPS = ("en", "latin", "num", "zh-hans", "zh-hant", "ja", "ko", "mixed", "vertical")
+LATIN_GROUPS = ("en", "latin", "num", "ko")  # words are separated by spaces
 CJK_GROUPS = ("zh-hans", "zh-hant", "mixed", "vertical")  # words found by jieba
 
 PHRASES: dict[str, tuple[str, ...]] = {
@@ -44,6 +44,11 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "Happy birthday to our little star", "Summer sale on all shoes",
         "Gentle stream trail to the lake", "Lost and found at reception",
         "Visitors please sign in here", "Do not feed the ducks",
+    ),
+    "latin": (
+        "Grüße aus München", "Çok güzel bir gün", "Café crème à emporter", "Frühstück ab 7 Uhr",
+        "Señales de tráfico", "Bitte nicht stören", "Ürünler indirimde", "Déjà vu à la gare",
+        "Łódź Główna", "Tiếng Việt có dấu", "Smörgåsbord på söndag", "Ação de graças",
     ),
     "num": (
         "$12.99", "Total 48.50 EUR", "2026-11-21", "09:30 - 18:00", "Tel 0755 8866 1234",
@@ -162,7 +167,7 @@ def large_specs(testdata: Path, seed: int = 14, count: int = 4) -> list[SampleSp
 
 
 def font(group: str, size: int, bold: bool) -> ImageFont.FreeTypeFont:
-    if group in ("en", "num"):
+    if group in ("en", "latin", "num"):
         return ImageFont.truetype(str(DEJAVU_BOLD if bold else DEJAVU), size)
     face = {"mixed": "zh-hans", "vertical": "zh-hans"}.get(group, group)
     path = NOTO_CJK_BOLD if bold else NOTO_CJK
