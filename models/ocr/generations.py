@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from models.ocr.recipe import RAPIDOCR_144, RAPIDOCR_310, Recipe
 
 OCR_MODELS = ("ppocrv4", "ppocrv5-mobile", "ppocrv6-tiny", "ppocrv6-small")
-DEFAULT_OCR_MODEL = "ppocrv6-small"  # chosen by measurement: BENCHMARKS.md, "Which OCR model"
 CHARSET_ROLE = "charset"  # a manifest role that is a character list, not a model
 
 
@@ -154,27 +153,6 @@ LANG_RECOGNISERS: dict[str, str] = {
     "te": "a3690451b50028a09a3316a1274f7c05728151ea3f8fd392696397a7fefcbd92",
 }
 OCR_LANGS = tuple(LANG_RECOGNISERS)
-
-# What each recogniser reads (PaddleOCR's model cards; measured on the ground truth where
-# Debian's fonts allow: BENCHMARKS.md).
-SCRIPTS = {
-    "ppocrv4": "Simplified Chinese, English, digits",
-    "ppocrv5-mobile": "Simplified and Traditional Chinese, English, Japanese, pinyin",
-    "ppocrv6-tiny": "Chinese (Simplified, Traditional), English and Latin-script languages",
-    "ppocrv6-small": "Chinese (Simplified, Traditional), English, Japanese, Latin-script languages",
-    "korean": "Korean (Hangul) and English",
-    "latin": "Latin-script European languages (accents, diacritics)",
-    "eslav": "East Slavic Cyrillic (Russian, Belarusian, Ukrainian) and English",
-    "cyrillic": "Cyrillic-script languages and English",
-    "en": "English",
-    "th": "Thai and English",
-    "el": "Greek and English",
-    "devanagari": "Hindi, Marathi, Nepali and other Devanagari languages",
-    "ta": "Tamil",
-    "te": "Telugu",
-    "ch": "Simplified and Traditional Chinese, English, Japanese (the PP-OCRv5 default)",
-}
-
 
 def lang_file(lang: str) -> str:
     return f"{lang}_PP-OCRv5_rec_mobile.onnx"
