@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TOOLKIT_STAMP := $(VENV)/.toolkit-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Every install takes the versions CI tested (regenerate with `make lock`).
+CONSTRAINTS := deploy/constraints.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(CONSTRAINTS)
 
 .PHONY: run test lint models models-clip install system-deps test-deps clean help \
 	install-system uninstall-system toolkit convert
@@ -56,9 +59,9 @@ toolkit: $(TOOLKIT_STAMP)
 $(TOOLKIT_STAMP): $(STAMP)
 	@if [ "$$(uname -m)" = x86_64 ]; then \
 	  echo "installing rknn-toolkit2 2.5.0 (CPU torch, then the toolkit without its pins)"; \
-	  $(BIN)/python -m pip install --quiet torch==2.13.0 && \
-	  $(BIN)/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0 && \
-	  $(BIN)/python -m pip install --quiet $(TOOLKIT_DEPS) && \
+	  $(PIP_INSTALL) torch==2.13.0 && \
+	  $(PIP_INSTALL) --no-deps rknn-toolkit2==2.5.0 && \
+	  $(PIP_INSTALL) $(TOOLKIT_DEPS) && \
 	  $(BIN)/python -c "from rknn.api import RKNN"; \
 	else echo "rknn-toolkit2 is installed on x86_64 only here; simulator tests skip"; fi
 	touch $@
@@ -68,16 +71,28 @@ $(TOOLKIT_STAMP): $(STAMP)
 TARGETS ?= rk3588
 OCR_SAMPLES ?= $(wildcard ../shared/testdata/ocr)
 CLIP_SAMPLES ?= $(wildcard ../shared/testdata/photos)
+FACE_SAMPLES ?= $(wildcard ../shared/testdata/photos)
 convert: models toolkit
 	$(BIN)/mtai convert --target $(TARGETS) $(if $(OCR_SAMPLES),--ocr-samples $(OCR_SAMPLES)) \
-	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES))
+	  $(if $(CLIP_SAMPLES),--clip-samples $(CLIP_SAMPLES)) \
+	  $(if $(FACE_SAMPLES),--face-samples $(FACE_SAMPLES))
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=61" wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) --no-deps insightface==2.1 "onnx<=1.18" tqdm
 	touch $@
+
+# deploy/constraints.txt: exact versions of everything setup.cfg asks for (product, rknn and
+# dev extras), for x86_64 and aarch64 and every Python the package supports, resolved with
+# the toolkit's caps (deploy/constraints.in). The Makefile, deploy/install.sh and the
+# Dockerfile install with it. Run after changing a requirement; needs PyPI.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile setup.cfg --extra rknn --extra dev --universal --python-version 3.9 \
+	  -c deploy/constraints.in -o $(CONSTRAINTS)
 
 # Debian/Armbian ship Python without venv/ensurepip; install it when it is missing. The OCR
 # ground truth (tests, benchmarks/ocr_accuracy.py) renders text in Debian's Noto CJK and DejaVu.
@@ -93,7 +108,8 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q fonts-noto-cjk fonts-dejavu-core; }
 
-# The status-page test renders in headless Chromium, from Debian's package.
+# The status-page test renders in headless Chromium, from Debian's package, driven by
+# Playwright (the dev extra) through its executable_path: no browser build is downloaded.
 test-deps: system-deps
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  echo "installing chromium with apt-get (for the status page test)"; \

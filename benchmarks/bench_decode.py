@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from frontend.decode import clip_pixels, decode_image
+from protocol.images import clip_pixels, decode_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "photos"
 

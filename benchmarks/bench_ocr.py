@@ -42,12 +42,12 @@ sys.path.insert(0, str(REPO))
 
 from ocr_reference import rapidocr_engine  # noqa: E402
 
-from frontend.decode import decode_image  # noqa: E402
 from models.manifest import MANIFEST_NAME, Manifest, Preprocess  # noqa: E402
 from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, generation  # noqa: E402
 from models.ocr.pipeline import OcrPipeline  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"

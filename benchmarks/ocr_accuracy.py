@@ -27,12 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frontend.decode import decode_image  # noqa: E402
 from models.ocr.generations import OCR_MODELS, family_name  # noqa: E402
 from models.ocr.geometry import fit_sides  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
 from models.tools.ocr_score import Score, score_image  # noqa: E402
 from models.tools.ocr_truth import GROUPS, Sample, generate, large_specs, standard_specs  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"

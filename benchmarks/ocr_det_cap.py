@@ -22,12 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frontend.decode import decode_image  # noqa: E402
+from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import det_input_size  # noqa: E402
 from models.ocr.geometry import fit_sides, letterbox  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
-from tests.ocr_fixtures import match_lines  # noqa: E402
+from tests.ocr_fixtures import reference_lines  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 
@@ -64,7 +65,8 @@ def main() -> None:
                     lines = pipeline(image)
                     runs.append(time.perf_counter() - started)
                 times[label] = statistics.median(runs)
-            hits, missed, extra = match_lines(reference[name], lines)
+            found = match_lines(reference_lines(reference[name]), lines)
+            hits, missed, extra = found.matched, found.missed, found.extra
             lost, gained = lost + len(missed), gained + extra
             timing[name] = times
             print(

@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frontend.decode import decode_image  # noqa: E402
+from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import TextDetector, det_input_size  # noqa: E402
 from models.ocr.generations import OCR_MODELS, family_name  # noqa: E402
 from models.ocr.layout import plan_layout  # noqa: E402
@@ -62,11 +62,10 @@ from models.ocr.profile import (  # noqa: E402
     strip_canvases,
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
-    as_reference,
-    match_lines,
     profile_tolerance,
     read_agreement,
     recorded_pipeline,
@@ -177,12 +176,11 @@ def agreement(
     total = matched = extra = 0
     notes = []
     for name, ref_lines in reference.items():
-        ref = as_reference(ref_lines)
-        hits, missed, left = match_lines(ref, lines[name], tolerance)
-        total, matched, extra = total + len(ref), matched + hits, extra + left
-        if missed or left:
+        found = match_lines(ref_lines, lines[name], tolerance)
+        total, matched, extra = total + len(ref_lines), matched + found.matched, extra + found.extra
+        if found.missed or found.extra:
             ours = [line.text for line in lines[name]]
-            notes.append(f"{name}: missed {[m['text'] for m in missed]}, ours {ours}")
+            notes.append(f"{name}: missed {[m.text for m in found.missed]}, ours {ours}")
     return total, matched, extra, notes
 
 
@@ -191,7 +189,7 @@ def summarise(name: str, outcome: Outcome, reference: Outcome, photos: list[str]
     _, strict, _, _ = agreement(reference.lines, outcome.lines, lambda ref: BOX_TOLERANCE_PX)
     chars = alike = found = 0
     for image, ref_lines in reference.lines.items():
-        c, a, f = read_agreement(as_reference(ref_lines), outcome.lines[image], profile_tolerance)
+        c, a, f = read_agreement(ref_lines, outcome.lines[image], profile_tolerance)
         chars, alike, found = chars + c, alike + a, found + f
     per_image = {n: npu_ms(p) for n, p in outcome.pixels.items()}
     mean_all = statistics.mean(per_image.values())

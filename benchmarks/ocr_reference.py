@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frontend.decode import decode_image  # noqa: E402
 from models.manifest import MANIFEST_NAME, Manifest, family_dir  # noqa: E402
 from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, family_name  # noqa: E402
+from protocol.images import decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "ocr_reference_rapidocr310.json"

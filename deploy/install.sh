@@ -44,6 +44,7 @@ readonly SERVICE_USER=mtai
 readonly DEVICE_GROUPS=(render video)
 # The package's top-level directories, as in setup.cfg [options.packages.find].
 readonly PACKAGES=(frontend workers protocol models)
+readonly CONSTRAINTS=deploy/constraints.txt  # exact versions CI tested (`make lock`)
 
 DESTDIR=${DESTDIR:-}
 DESTDIR=${DESTDIR%/}
@@ -234,7 +235,7 @@ venv_interpreter() {
 source_stamp() {
     local sources
     sources=$(cd "$SRC_DIR" \
-        && find "${PACKAGES[@]}" setup.cfg pyproject.toml README.md -type f \
+        && find "${PACKAGES[@]}" setup.cfg pyproject.toml README.md "$CONSTRAINTS" -type f \
             -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
     printf 'sources=%s extras=%s python=%s %s\n' "${sources%% *}" "$(extras)" "$(interpreter)" \
@@ -266,14 +267,16 @@ step_venv() {
     src=$TMP_DIR/src
     mkdir -p "$src"
     (cd "$SRC_DIR" && tar --exclude=__pycache__ -cf - "${PACKAGES[@]}" setup.cfg pyproject.toml \
-        README.md) | tar -xf - -C "$src"
+        README.md "$CONSTRAINTS") | tar -xf - -C "$src"
     spec=$src
     if [[ -n $(extras) ]]; then spec="${src}[$(extras)]"; fi
     # --force-reinstall --no-deps: the package itself, even when its version is unchanged;
     # then its dependencies, upgraded only where setup.cfg asks for more than is there.
     run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         --force-reinstall --no-deps "$src"
-    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"
+    # the versions CI tested (deploy/constraints.txt, `make lock`)
+    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -c "$src/$CONSTRAINTS" "$spec"
     if staged && ! dry; then relocate_venv "$venv"; fi
     if ! dry; then printf '%s\n' "$want" >"$stamp"; fi
 }

@@ -6,6 +6,7 @@ import hmac
 
 from flask import Response, request
 
+from frontend.bodies import json_payload
 from frontend.errors import invalid_key, missing_fields
 
 
@@ -24,5 +25,5 @@ def check_api_key(expected: str, *body_fields: str) -> tuple[Response, int] | No
 def _has_field(name: str) -> bool:
     if name in request.files:
         return True
-    payload = request.get_json(silent=True)
+    payload = json_payload()
     return isinstance(payload, dict) and name in payload

@@ -33,3 +33,28 @@ def box_fields(corners: Sequence[Point]) -> dict[str, str]:
 def vector_strings(values: Iterable[float]) -> list[str]:
     """Fixed point, exactly 16 decimals, never scientific notation."""
     return [f"{float(v):.16f}" for v in values]
+
+
+DETECTOR_BACKEND = "insightface"  # what the InsightFace sidecars call theirs
+
+
+def face_models(pack: str) -> dict[str, str]:
+    """The model keys of the MT-Photos face API: the detector family and the pack's name."""
+    return {"detector_backend": DETECTOR_BACKEND, "recognition_model": pack}
+
+
+def represent_result(arrays: Sequence[Any]) -> list[dict[str, Any]]:
+    """A face job's arrays as the InsightFace sidecars' ``/represent`` result: the normalised
+    embedding as JSON numbers (float32 values widened, as ``astype(float)``), the box as
+    ``int()`` of x1, y1 and of the float32 width and height (truncated, not clipped), the
+    detection score."""
+    boxes, scores, _, embeddings = arrays[:4]
+    result = []
+    for box, score, embedding in zip(boxes, scores, embeddings):
+        x1, y1, x2, y2 = box
+        result.append({
+            "embedding": embedding.astype(float).tolist(),
+            "facial_area": {"x": int(x1), "y": int(y1), "w": int(x2 - x1), "h": int(y2 - y1)},
+            "face_confidence": float(score),
+        })
+    return result

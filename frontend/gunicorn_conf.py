@@ -1,6 +1,14 @@
 """gunicorn settings for the HTTP front, from the values `mtai serve` validated and handed down
 (protocol/settings.py); nothing here reads the environment itself.
 
+The worker class is gevent: every connection is a greenlet, so a client that sends its request
+slowly, or stops half-way, holds a few kB of memory instead of one of a handful of threads (with
+gthread, 40 such sockets left `/check` unanswered; BENCHMARKS.md has the measurement). Headers
+must arrive within READ_TIMEOUT (gunicorn's keep-alive timeout bounds the wait for a request's
+head under gevent, also between the requests of a kept-alive connection); the body gets as long
+again (frontend/limits.py). Image decoding runs in real threads (frontend/imaging.py) and the
+farm is reached through one green ZeroMQ socket per process (frontend/farm.py).
+
 gunicorn leaves with the supervisor: the kernel sends its master SIGTERM (gunicorn's graceful
 stop) when the supervisor dies (workers/children.py), and its workers release what they hold
 with a 503 (frontend/farm.py)."""
@@ -15,12 +23,14 @@ from protocol.settings import Settings
 
 _settings = Settings.inherited()
 # No `bind` here: the supervisor holds the port and passes `--bind fd://N` (workers/listener.py).
-worker_class = "gthread"
+worker_class = "frontend.gworker.FrontWorker"  # gevent, leaving gracefully
 workers = _settings.http_workers
-threads = _settings.front_threads
+# Connections one process serves at once; past this it stops accepting and the kernel queues
+# them in the listening socket's backlog. Slow ones end by READ_TIMEOUT.
+worker_connections = 1000
+keepalive = _settings.read_timeout
 timeout = 120
 graceful_timeout = 30
-keepalive = 5
 loglevel = _settings.log_level.lower()
 errorlog = "-"
 proc_name = "mtai-front"

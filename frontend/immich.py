@@ -12,19 +12,29 @@ another per request would stall the workers (README: "Immich settings").
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, jsonify, request
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from frontend.decode import DecodedImage, ImageRejected, clip_pixels, decode_image
+from frontend.imaging import Busy
 from frontend.jobs import JobFailed, Overloaded, run_job
+from protocol.images import CLIP_DRAFT_SIDE, OCR_MAX_SIDE, DecodedImage, ImageRejected
 from protocol.wire import MAX_TEXT_CHARS
 
 bp = Blueprint("immich", __name__)
 Answer = tuple[Response, int]
-IMMICH_MAX_SIDE = 2000
-CLIP_DECODE_SIDE = 448
+IMMICH_MIN_FACE_SCORE = 0.7  # the default of Immich's own detector, when none is sent
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The decoded `image` part, and CLIP's pixels of it when a CLIP task asks for them."""
+
+    image: DecodedImage
+    clip: np.ndarray | None
 
 
 class BadRequest(Exception):
@@ -46,21 +56,24 @@ def predict() -> Answer:
         text = request.form.get("text")
         if image is None and text is None:
             raise BadRequest(400, "Either image or text must be provided")
-        decoded = _decode(image.read()) if image is not None else None
-        response: dict[str, Any] = {}
-        for task, types in entries.items():
-            response[task] = _run_task(task, types, decoded, text)
-        if decoded is not None:
-            response["imageHeight"], response["imageWidth"] = decoded.height, decoded.width
+        with current_app.extensions["imaging"].admitted():
+            upload = _decode(image.read(), entries) if image is not None else None
+            response: dict[str, Any] = {}
+            for task, types in entries.items():
+                response[task] = _run_task(task, types, upload, text)
+        if upload is not None:
+            response["imageHeight"] = upload.image.height
+            response["imageWidth"] = upload.image.width
     except BadRequest as exc:
         return jsonify(detail=str(exc)), exc.status
-    except Overloaded as exc:
+    except (Overloaded, Busy) as exc:
         answer = jsonify(detail=str(exc))
-        answer.headers["Retry-After"] = "1"
+        answer.headers["Retry-After"] = str(exc.retry_after)
         return answer, 503
     except JobFailed as exc:
         return jsonify(detail=str(exc)), 422 if exc.code in JobFailed.FINAL else 503
-    return jsonify(response), 200
+    return Response(orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY),
+                    mimetype="application/json"), 200
 
 
 def _entries() -> dict[str, dict[str, Any]]:
@@ -80,40 +93,48 @@ def _entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-def _decode(data: bytes) -> DecodedImage:
+def _decode(data: bytes, entries: dict[str, dict[str, Any]]) -> Upload:
+    """Decoded in a decode thread: at CLIP's draft size for a CLIP-only request (the pixels
+    /clip/img would get), else at OCR's size."""
+    imaging = current_app.extensions["imaging"]
+    clip = "visual" in entries.get("clip", {})
     try:
-        return decode_image(data, max_side=IMMICH_MAX_SIDE)
+        if not clip:
+            return Upload(imaging.decode(data, OCR_MAX_SIDE), None)
+        side = CLIP_DRAFT_SIDE if set(entries) == {"clip"} else OCR_MAX_SIDE
+        return Upload(*imaging.decode_for_clip(data, side))
     except ImageRejected as exc:
         raise BadRequest(422, f"unusable image: {exc}") from None
 
 
-def _run_task(task: str, types: dict[str, Any], image: DecodedImage | None,
+def _run_task(task: str, types: dict[str, Any], upload: Upload | None,
               text: str | None) -> Any:
     if task == "clip" and "visual" in types:
-        vector = run_job("clip_image", {}, (clip_pixels(_need(image, task).array),)).arrays[0]
-        return _embedding(vector)
+        pixels = _need(upload, task).clip
+        return _embedding(run_job("clip_image", {"normalise": True}, (pixels,)))
     if task == "clip" and "textual" in types:
         if text is None:
             raise BadRequest(400, "clip textual needs `text`")
         if len(text) > MAX_TEXT_CHARS:
             raise BadRequest(422, f"text is longer than {MAX_TEXT_CHARS} characters")
-        return _embedding(run_job("clip_text", {"text": text}).arrays[0])
+        return _embedding(run_job("clip_text", {"text": text, "normalise": True}))
     if task == "ocr":
-        return _ocr(_need(image, task), types)
-    raise BadRequest(422, f"task {task!r} is not served here (only clip and ocr)")
+        return _ocr(_need(upload, task).image, types)
+    if task == "facial-recognition":
+        return _faces(_need(upload, task).image, types)
+    raise BadRequest(422, f"task {task!r} is not served here (clip, ocr, facial-recognition)")
 
 
-def _need(image: DecodedImage | None, task: str) -> DecodedImage:
-    if image is None:
+def _need(upload: Upload | None, task: str) -> Upload:
+    if upload is None:
         raise BadRequest(400, f"{task} needs `image`")
-    return image
+    return upload
 
 
-def _embedding(vector: np.ndarray) -> str:
-    """Immich stores the L2-normalised vector, sent as a JSON string holding the array."""
-    values = vector.astype(np.float64).ravel()
-    norm = np.linalg.norm(values)
-    return json.dumps((values / norm if norm > 0 else values).tolist())
+def _embedding(reply: Any) -> str:
+    """Immich stores the L2-normalised vector (the worker normalises: `normalise` option),
+    sent as a JSON string holding the array."""
+    return json.dumps(reply.arrays[0].astype(np.float64).ravel().tolist())
 
 
 def _ocr(image: DecodedImage, types: dict[str, Any]) -> dict[str, list]:
@@ -121,9 +142,11 @@ def _ocr(image: DecodedImage, types: dict[str, Any]) -> dict[str, list]:
     recognition = types.get("recognition", {}).get("options", {})
     min_box = _score(detection.get("minScore", 0.5))
     min_text = _score(recognition.get("minScore", 0.8))
-    options = {"box_thresh": min_box, "text_score": min_text}
+    # The worker's own line filter (MT-Photos' score >= 0.5) is off; Immich's rule applies,
+    # once, as its recogniser applies it: a line is kept when its score is above minScore.
+    options = {"box_thresh": min_box, "text_score": 0.0}
     lines = run_job("ocr", options, (image.array,)).result["lines"]
-    lines = [line for line in lines if line["score"] > min_text]  # Immich keeps scores above
+    lines = [line for line in lines if line["score"] > min_text]
     width, height = image.array.shape[1], image.array.shape[0]
     return {
         "text": [line["text"] for line in lines],
@@ -137,3 +160,21 @@ def _score(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise BadRequest(422, "Invalid request format.")
     return float(value)
+
+def _faces(image: DecodedImage, types: dict[str, Any]) -> list[dict[str, Any]]:
+    """Immich's facial recognition: boxes in pixels of the sent image, rounded (half to even,
+    float32) and not clipped; the raw, unnormalised embedding as a JSON string of float32
+    values; the detection score. Immich's server compares faces by cosine distance."""
+    if "detection" not in types or "recognition" not in types:
+        raise BadRequest(400, "facial-recognition needs both detection and recognition")
+    options = types["detection"].get("options", {})
+    min_score = _score(options.get("minScore", IMMICH_MIN_FACE_SCORE))
+    reply = run_job("face", {"min_score": min_score}, (image.array,))
+    boxes, scores, _, embeddings = reply.arrays[:4]
+    boxes = np.round(boxes / np.float32(image.scale))  # to the sent image's pixels
+    return [
+        {"boundingBox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+         "embedding": orjson.dumps(embedding, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+         "score": score}
+        for (x1, y1, x2, y2), embedding, score in zip(boxes, embeddings, scores)
+    ]

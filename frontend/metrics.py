@@ -19,7 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from frontend.status import farm_status
+from frontend.farm_state import farm_status
 from protocol.client import FarmUnreachable
 
 bp = Blueprint("metrics", __name__)
@@ -30,6 +30,7 @@ TASK_COUNTERS = {
     "retries": "Jobs re-queued after their worker died",
     "lost": "Jobs whose worker died twice",
     "timeouts": "Jobs that ran past their deadline (their worker was replaced)",
+    "cancelled": "Queued jobs dropped because their HTTP client had gone",
 }
 
 

@@ -1,94 +1,130 @@
-"""GET / : a status page for people, without auth and without secrets."""
+"""GET / and GET /status.json: the owner's status page and its data, without a key.
+
+Both come from one document (``public_status``) built from the supervisor's status: the
+headline verdict with its fix, the farm and its workers now, the checks `mtai doctor` makes,
+and the last hour for the charts. It carries no key, no setting beyond the queue size, and
+nothing a client sent. The page shows the numbers as HTML (no JavaScript needed);
+static/status.js draws the charts from /status.json and runs "try it" against the real
+endpoints with the key the person types, which never reaches the server other than as the
+``api-key`` header of those requests.
+"""
 
 from __future__ import annotations
 
-import html
+import math
+import time
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from frontend.farm import Farm
+from frontend.farm_state import farm_status
+from frontend.status_html import render_page
 from protocol.client import FarmUnreachable
-from protocol.wire import ERROR
 
 bp = Blueprint("status", __name__)
-STATUS_TIMEOUT = 3.0
-STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-    "table{border-collapse:collapse}td,th{padding:.3em .9em;text-align:left;"
-    "border-bottom:1px solid #ddd}.down{color:#b00}.ok{color:#070}dt{font-weight:600}"
-    "dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}"
-)
-
-
-def farm_status(farm: Farm) -> dict[str, Any]:
-    """The supervisor's own view of the farm (the `status` control task)."""
-    reply = farm.call("status", timeout=STATUS_TIMEOUT)
-    if reply.kind == ERROR or not isinstance(reply.result, dict):
-        raise FarmUnreachable(f"status unavailable: {reply.error}")
-    return reply.result
+SCHEMA = 1
+# The page only talks to this service: no inline script, no third-party anything.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 
 @bp.get("/")
 def index() -> tuple[str, int, dict[str, str]]:
+    document = _document(history=False)
+    page = render_page(document)
+    return page, 200, {"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS}
+
+
+@bp.get("/status.json")
+def status_json() -> tuple[Response, int]:
+    since = request.args.get("since", type=float)
+    if since is not None and not math.isfinite(since):
+        since = None
+    document = _document(history=True, since=since)
+    answer = jsonify(document)
+    answer.headers.update(PAGE_HEADERS)
+    return answer, 200 if document["farm"] is not None else 503
+
+
+def _document(history: bool, since: float | None = None) -> dict[str, Any]:
+    version = current_app.config["VERSION"]
     try:
-        status = farm_status(current_app.extensions["farm"])
+        status = farm_status(current_app.extensions["farm"], history=history, since=since)
     except FarmUnreachable as exc:
-        body = f"<p class=down id=farm>Worker farm unreachable: {html.escape(str(exc))}</p>"
-    else:
-        body = render(status)
-    version = html.escape(current_app.config["VERSION"])
-    page = (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>MT-Photos AI (RKNN)"
-        f"</title><style>{STYLE}</style></head><body><h1>MT-Photos AI (RKNN)</h1>"
-        f"<p>Version {version}</p>{body}</body></html>"
-    )
-    return page, 200, {"Content-Type": "text/html; charset=utf-8"}
+        return unreachable(version, str(exc))
+    return public_status(status, version)
 
 
-def render(status: dict[str, Any]) -> str:
-    """Summary, then one row per worker slot (a slot outlives its processes)."""
-    by_pid = {w.get("pid"): w for w in status["workers"].values()}
+def unreachable(version: str, why: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA, "version": version, "generated": round(time.time(), 1),
+        "verdict": {"level": "problem", "text": f"the worker farm does not answer ({why})",
+                    "fix": "`sudo systemctl status mtai`; `journalctl -u mtai -n 50` says why"},
+        "findings": [], "farm": None, "front": None, "workers": [], "tasks": {}, "nodes": [],
+        "history": None,
+    }
+
+
+def public_status(status: dict[str, Any], version: str) -> dict[str, Any]:
+    """The supervisor's status as the page and /status.json show it (schema ``SCHEMA``)."""
+    health = status.get("health") or {}
+    recent = status.get("recent") or {}
+    counters = status.get("counters", {})
+    front = status.get("front", {})
+    return {
+        "schema": SCHEMA,
+        "version": version,
+        "generated": round(time.time(), 1),
+        "verdict": health.get("verdict") or {"level": "warn", "text": "no verdict", "fix": ""},
+        "findings": [{k: f.get(k, "") for k in ("status", "topic", "detail", "fix")}
+                     for f in health.get("findings", [])],
+        "farm": {
+            "backend": status.get("backend"),
+            "uptime_s": status.get("uptime", 0),
+            "queue": status.get("queue", 0),
+            "queue_size": status.get("queue_size", 0),
+            "running": status.get("running", 0),
+            "jobs_last_minute": status.get("jobs_last_minute", 0),
+            "jobs_per_s": recent.get("jobs_per_s", 0.0),
+            "refused_recently": recent.get("refused", 0),
+            "recycling": bool(status.get("recycling")),
+            "counters": {k: counters.get(k, 0) for k in
+                         ("jobs", "errors", "busy", "retries", "lost", "timeouts")},
+        },
+        "front": {k: front.get(k) for k in
+                  ("serving", "processes", "restarts", "crash_loop", "last_exit")},
+        "workers": _workers(status),
+        "tasks": {name: {k: v for k, v in values.items() if not isinstance(v, dict)}
+                  for name, values in status.get("tasks", {}).items()},
+        "nodes": status.get("nodes", []),  # remote worker nodes, when a board joins another
+        "history": status.get("history"),
+    }
+
+
+def _workers(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per slot (a slot outlives its processes), with the ready worker's facts."""
+    by_pid = {w.get("pid"): w for w in status.get("workers", {}).values()}
     rows = []
     for slot in status.get("slots", []):
-        worker = by_pid.get(slot["pid"])
-        state = "ready" if worker else ("crash loop" if slot["crash_loop"] else "starting")
-        if worker and worker.get("busy"):
-            state = "busy"
-        memory = f"{slot['uss_bytes'] / 2**20:.0f} MB" if slot.get("uss_bytes") else "-"
-        cells = (slot["slot"], (worker or {}).get("core", slot["slot"]), state,
-                 ", ".join((worker or {}).get("models", {})) or "-",
-                 (worker or {}).get("jobs", 0), slot["restarts"], slot["recycles"], memory)
-        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
-    models = sorted({title for w in status["workers"].values()
-                     for title in w.get("models", {}).values()})  # e.g. "PP-OCRv6 small ..."
-    devices = sorted({f"{w.get('backend')}: {w.get('device')}" for w in status["workers"].values()})
-    summary = {
-        "Backend": status.get("backend"),
-        "Devices": ", ".join(devices) or "none ready",
-        "Models loaded": ", ".join(models) or "none",
-        "Queue": f"{status['queue']} waiting (of {status['queue_size']}), "
-                 f"{status['running']} running",
-        "Throughput": f"{status.get('jobs_last_minute', 0)} jobs in the last minute",
-        "Jobs": f"{status['counters'].get('jobs', 0)} done, "
-                f"{status['counters'].get('busy', 0)} refused busy, "
-                f"{status['counters'].get('retries', 0)} retried",
-        "HTTP front": _front_line(status.get("front", {})),
-        "Uptime": f"{status.get('uptime', 0)} s",
-    }
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in summary.items())
-    head = "".join(f"<th>{h}</th>" for h in (
-        "slot", "core", "state", "models", "jobs", "restarts", "recycles", "memory (USS)"))
-    return (f"<dl id=summary>{items}</dl><h2>Workers</h2>"
-            f"<table id=workers><tr>{head}</tr>{''.join(rows)}</table>")
-
-
-def _front_line(front: dict[str, Any]) -> str:
-    if front.get("crash_loop"):
-        return f"crash loop (last exit: {front.get('last_exit') or 'unknown'})"
-    return (f"{front.get('serving', 0)} of {front.get('processes', '?')} processes serving, "
-            f"{front.get('restarts', 0)} restarts")
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+        worker = by_pid.get(slot.get("pid"))
+        if worker is not None:
+            state = "busy" if worker.get("busy") else "ready"
+        else:
+            state = "crash loop" if slot.get("crash_loop") else "starting"
+        worker = worker or {}
+        rows.append({
+            "slot": slot["slot"], "core": worker.get("core", slot["slot"]), "state": state,
+            "pid": slot.get("pid"), "backend": worker.get("backend"),
+            "device": worker.get("device"), "models": dict(worker.get("models", {})),
+            "jobs": worker.get("jobs", 0), "errors": worker.get("errors", 0),
+            "restarts": slot.get("restarts", 0), "recycles": slot.get("recycles", 0),
+            "crash_loop": bool(slot.get("crash_loop")), "uss_bytes": slot.get("uss_bytes"),
+            "last_exit": slot.get("last_exit") or None, "last_error": slot.get("last_error"),
+        })
+    return rows

@@ -3,6 +3,9 @@
 Each check reads one thing (device tree, RKNPU driver, librknnrt, rknnlite, model files) and says
 ok, a warning, or a problem with the fix. Problems make the exit code non-zero. All system paths
 hang off ``root`` so tests can run the checks against a fake /proc and /sys tree.
+
+The supervisor runs the cheap ones (``system_findings``: no model file is hashed) for the status
+page's headline, so the page and `mtai doctor` judge the machine with the same code.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelNotInstalled, family_dir
 from models.ocr.generations import is_ocr_family
+from models.runtime import rknpu
 from models.runtime.artifacts import BUILD_NAME, BuildRecord
 from models.runtime.parts import base_role
 from models.runtime.soc import (
@@ -28,17 +32,28 @@ from models.runtime.soc import (
 OK, INFO, WARN, PROBLEM = "ok", "info", "warn", "PROBLEM"
 LIBRKNNRT_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "usr/lib/aarch64-linux-gnu")
 _RT_VERSION = re.compile(rb"librknnrt version: ([0-9][0-9A-Za-z.+_-]*)(?: \(([^)\x00\n]*)\))?")
-ONNX_FAMILIES = ("ocr", "clip")
+ONNX_FAMILIES = ("ocr", "clip", "face")
+DEBUGFS_VERSION = rknpu.DEBUGFS / "version"
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One check's result. ``headline`` is the short sentence the status page shows when this
+    finding is the worst one (default: topic and detail); ``fix`` the one command or step
+    that mends it, when there is one and ``detail`` does not already end with it."""
+
     status: str
     topic: str
     detail: str
+    fix: str = ""
+    headline: str = ""
 
     def line(self) -> str:
-        return f"[{self.status:^7}] {self.topic}: {self.detail}"
+        fix = f"; {self.fix}" if self.fix and self.fix not in self.detail else ""
+        return f"[{self.status:^7}] {self.topic}: {self.detail}{fix}"
+
+    def summary(self) -> str:
+        return self.headline or f"{self.topic}: {self.detail}"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -67,13 +82,16 @@ def _read(path: Path) -> tuple[str | None, str | None]:
     try:
         return path.read_text(errors="replace").strip(), None
     except PermissionError:
-        return None, "not readable (debugfs is root-only: run `sudo mtai doctor`)"
+        return None, "not readable (run `sudo mtai doctor`)"
     except OSError as exc:
         return None, f"absent ({exc.strerror or exc})"
 
 
-def check_system(root: Path) -> tuple[list[Finding], str | None, str | None]:
-    """SoC, driver, librknnrt and rknnlite findings; also the SoC and the librknnrt version."""
+def check_system(root: Path, privileged: bool = True
+                 ) -> tuple[list[Finding], str | None, str | None]:
+    """SoC, driver, librknnrt and rknnlite findings; also the SoC and the librknnrt version.
+    ``privileged``: run as root, where an unreadable debugfs is worth a warning (the service
+    runs as its own user, for whom it is the rule)."""
     found: list[Finding] = []
     compatible = root / "proc/device-tree/compatible"
     soc = read_soc(compatible)
@@ -88,15 +106,17 @@ def check_system(root: Path) -> tuple[list[Finding], str | None, str | None]:
         names = raw.replace("\0", " ").strip() if raw else f"/proc/device-tree/compatible {why}"
         found.append(Finding(INFO, "SoC", f"no supported Rockchip SoC ({names}); the CPU "
                                           "backend (onnxruntime) serves"))
-    debug = root / "sys/kernel/debug/rknpu"
-    version, why = _read(debug / "version")
-    if version:
-        found.append(Finding(OK, "NPU driver", version))
-        load, _ = _read(debug / "load")
-        if load:
-            found.append(Finding(INFO, "NPU load", " ".join(load.split())))
+    version = rknpu.read("version", root)
+    if version.text:
+        found.append(Finding(OK, "NPU driver", version.text))
+        load = rknpu.load(root)
+        if load.cores is not None:
+            found.append(Finding(INFO, "NPU load", load.line()))
     elif soc:
-        found.append(Finding(WARN, "NPU driver", f"{debug / 'version'} {why}"))
+        denied = "root-only" in (version.why or "")
+        hint = " (run `sudo mtai doctor`)" if denied else ""
+        found.append(Finding(WARN if privileged or not denied else INFO, "NPU driver",
+                             f"/{DEBUGFS_VERSION} {version.why}{hint}"))
     path, rt_version = librknnrt(root)
     if path is None:
         where = ", ".join(f"/{d}" for d in LIBRKNNRT_DIRS)
@@ -176,12 +196,29 @@ def diagnose(model_dir: Path, root: Path = Path("/"), configured: str = "auto",
     """Every finding, system first, then models, then what BACKEND=auto would pick
     (``configured``: the BACKEND setting)."""
     system, soc, rt_version = check_system(Path(root))
-    found = system + check_models(model_dir, rt_version, ocr_family)
-    choice = choose_backend(model_dir, Path(root) / "proc/device-tree/compatible")
-    # an NPU board left on the CPU is a problem, unless the user chose a backend on purpose
+    return (system + check_models(model_dir, rt_version, ocr_family)
+            + backend_findings(model_dir, Path(root), soc, configured))
+
+
+def system_findings(model_dir: Path, root: Path = Path("/"), configured: str = "auto",
+                    privileged: bool = True) -> list[Finding]:
+    """``diagnose`` without the model files' hashes: cheap enough for the running service."""
+    system, soc, _ = check_system(Path(root), privileged)
+    return system + backend_findings(model_dir, Path(root), soc, configured)
+
+
+def backend_findings(model_dir: Path, root: Path, soc: str | None,
+                     configured: str) -> list[Finding]:
+    """What BACKEND=auto picks and why; an NPU board left on the CPU is a problem, unless
+    the user chose a backend on purpose."""
+    choice = choose_backend(model_dir, root / "proc/device-tree/compatible")
     unused = soc is not None and choice.backend != "rknn" and configured == "auto"
-    found.append(Finding(PROBLEM if unused else OK, "BACKEND=auto",
-                         f"{choice.backend}: {choice.reason}"))
+    headline = ""
+    if unused:
+        headline = f"running on the CPU although this is an {soc.upper()}: {choice.blocker}"
+    found = [Finding(PROBLEM if unused else OK, "BACKEND=auto",
+                     f"{choice.backend}: {choice.reason}", choice.fix if unused else "",
+                     headline)]
     if configured != "auto":
         found.append(Finding(INFO, "BACKEND", f"set to {configured} in the environment"))
     return found
@@ -195,5 +232,21 @@ def run(model_dir: Path, root: Path = Path("/"), write: Callable[[str], None] = 
     for finding in findings:
         write(finding.line())
     problems = sum(f.status == PROBLEM for f in findings)
-    write(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems")
+    worst = headline(findings)
+    if problems and worst is not None:
+        fix = f" (fix: {worst.fix})" if worst.fix else ""
+        write(f"{problems} problem{'s' if problems != 1 else ''} found; first: "
+              f"{worst.summary()}{fix}")
+    else:
+        write("no problems")
     return 1 if problems else 0
+
+
+def headline(findings: Sequence[Finding]) -> Finding | None:
+    """The finding a person should read first: the first problem, else the first warning.
+    `mtai doctor`'s last line and the status page's headline both come from here."""
+    for level in (PROBLEM, WARN):
+        for finding in findings:
+            if finding.status == level:
+                return finding
+    return None

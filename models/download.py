@@ -72,3 +72,20 @@ def _stream(
     if total is not None and done != total:
         raise DownloadError(f"{url}: got {done} of {total} bytes")
     return digest.hexdigest(), done
+
+
+def progress_lines(name: str, progress: Callable[[str], None], step: int = 10) -> ByteProgress:
+    """Report every ``step`` percent (every 32 MB when the size is unknown)."""
+    last = [-1]
+
+    def report(done: int, total: int | None) -> None:
+        if total:
+            mark = done * 100 // total // step
+            text = f"{name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({done * 100 // total}%)"
+        else:
+            mark, text = done >> 25, f"{name}: {done / 1e6:.1f} MB"
+        if mark != last[0]:
+            last[0] = mark
+            progress(text)
+
+    return report

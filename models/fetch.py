@@ -269,3 +269,20 @@ def fetch_clip(
     from models.clip.fetch import fetch  # here, not on top: that module imports FetchError
 
     return fetch(model_dir, progress, base_url=base_url, checkpoint=checkpoint)
+
+
+def fetch_face(
+    model_dir: Path,
+    pack: str,
+    progress: Callable[[str], None] = print,
+    base_url: str | None = None,
+    folder: Path | None = None,
+) -> Path:
+    """Make ``<model_dir>/face`` hold the verified detector and recogniser of ``pack``
+    (buffalo_l, antelopev2, buffalo_s): downloaded from ``base_url`` (the FACE_MODEL_URL
+    setting, default InsightFace's release), or installed from ``folder``. Idempotent."""
+    from models.face import fetch  # here, not on top: that module imports FetchError
+
+    if folder is not None:
+        return fetch.install_from(model_dir, pack, folder, progress)
+    return fetch.fetch(model_dir, pack, progress, base_url=base_url)

@@ -2,7 +2,8 @@
 
 Every model file has a spec next to it (``<model_dir>/<family>/manifest.json``): where it came from,
 its sha256, what its input looks like and how pixels must be prepared for it. The runtime and the
-(later) RKNN conversion both read this one spec, so preprocessing cannot drift between them.
+RKNN conversion (models/convert) both read this one spec, so preprocessing cannot drift between
+them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -169,6 +171,24 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def place_file(src: Path, dest: Path, move: bool = False) -> None:
+    """Put ``src`` at ``dest`` whole: a rename when moving within a filesystem, else a copy to
+    a temporary name and a rename (the source removed after, when moving)."""
+    if src.resolve() == dest.resolve():
+        return
+    if move:
+        try:
+            os.replace(src, dest)
+            os.chmod(dest, 0o644)
+            return
+        except OSError:
+            pass  # another filesystem: copy below
+    with atomic_writer(dest) as out, open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out, 1 << 20)
+    if move:
+        src.unlink()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -22,7 +22,12 @@ POLL_SLICE_MS = 200  # how often a waiting call looks at its `gone` event
 
 
 class FarmUnreachable(RuntimeError):
-    """No reply from the broker in time: it is down or restarting."""
+    """No reply from the broker in time: it is down or restarting. ``retry_after`` is the
+    seconds a client is told to wait before it tries again (HTTP Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class FarmClient:

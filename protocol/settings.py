@@ -31,6 +31,7 @@ SETTINGS_ENV = "MTAI_SETTINGS"  # internal: how `mtai serve` hands the validated
 # lists equal models.runtime.BACKENDS and models.runtime.soc.SUPPORTED_SOCS.
 BACKEND_CHOICES = ("auto", "onnx", "rknn", "rknn-sim")
 SOC_CHOICES = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
+FACE_PACKS = ("buffalo_l", "antelopev2", "buffalo_s")  # == models.face.packs.PACKS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # ... and these equal models.ocr.generations.OCR_MODELS and OCR_LANGS.
 OCR_MODEL_CHOICES = ("ppocrv4", "ppocrv5-mobile", "ppocrv6-tiny", "ppocrv6-small")
@@ -200,17 +201,29 @@ class Settings:
     clip_bgr_compat: bool = _declare(
         "CLIP_BGR_COMPAT", False, *switch(),
         "`on`: swap blue and red like the official services (see above)", shown="`off`")
+    face_model: str = _declare(
+        "FACE_MODEL", "buffalo_l", *choice(FACE_PACKS),
+        "InsightFace pack for faces (`mtai models fetch face` gets it); changing it needs a "
+        "face re-index in MT-Photos and Immich")
+    face_min_score: float = _declare(
+        "FACE_MIN_SCORE", 0.65, *number(0, 1),
+        "detection threshold of `/represent` (the InsightFace sidecars' `DETECTION_THRESH`); "
+        "Immich sends its own `minScore`")
     max_upload_mb: float = _declare(
         "MAX_UPLOAD_MB", 100.0, *number(0, 10_000, above=True),
         "larger request bodies get 413, unread", shown="`100`")
     http_workers: int = _declare(
         "HTTP_WORKERS", 2, *whole(1, 64), "gunicorn processes (image decoding runs there)")
     http_threads: int = _declare(
-        "HTTP_THREADS", 0, *whole(0, 10_000),
-        "threads per gunicorn process; `0`: enough for `QUEUE_SIZE` + `WORKERS` (35 with the "
-        "defaults), at least 8. Each waiting request holds one, so fewer threads than the farm "
-        "can queue means overload waits in gunicorn instead of getting a quick 503",
+        "HTTP_THREADS", 0, *whole(0, 256),
+        "image-decoding threads per gunicorn process (connections are served by gevent "
+        "greenlets, not threads); `0`: the machine's cores / `HTTP_WORKERS`, at least 1",
         shown="`0` (auto)")
+    read_timeout: int = _declare(
+        "READ_TIMEOUT", 30, *whole(1, 3600),
+        "seconds a client has to send a request's headers, and again its body, before the "
+        "connection is closed (an unfinished body gets 408); also how long an idle "
+        "keep-alive connection stays open")
     model_dir: Path = _declare(
         "MODEL_DIR", Path(), *path(), "model files and manifests",
         shown="`./data/models` in a source checkout, else `/var/lib/mtai/models`")
@@ -248,6 +261,10 @@ class Settings:
         "CLIP_MODEL_URL", None, *url(),
         "`mtai models fetch` only: base URL (or `file:///folder`) of the Chinese-CLIP files",
         shown="MT-Photos AI release")
+    face_model_url: str | None = _declare(
+        "FACE_MODEL_URL", None, *url(),
+        "`mtai models fetch face` only: base URL (or `file:///folder`) of the `<pack>.zip` "
+        "archives", shown="InsightFace v0.7 release")
 
     # -- reading -----------------------------------------------------------------------------
     @classmethod
@@ -330,12 +347,17 @@ class Settings:
         return self.max_worker_memory_mb * 1024 * 1024
 
     @property
-    def front_threads(self) -> int:
-        """HTTP_THREADS, else enough threads per gunicorn process for the whole farm queue plus
-        the busy workers: overload then reaches the broker's bounded queue and gets a quick 503
-        instead of piling up in gunicorn, where no deadline applies."""
+    def decode_threads(self) -> int:
+        """HTTP_THREADS, else the cores shared out between the gunicorn processes."""
+        return self.http_threads or max(1, (os.cpu_count() or 1) // self.http_workers)
+
+    @property
+    def front_capacity(self) -> int:
+        """Image requests one gunicorn process holds at once (uploaded bytes, decoded pixels):
+        its share of the farm's queue plus the busy workers, at least 8. One more gets a quick
+        503, as a full farm queue does, instead of the front's memory growing with the flood."""
         capacity = self.queue_size + self.workers + 2
-        return self.http_threads or max(8, -(-capacity // self.http_workers))
+        return max(8, -(-capacity // self.http_workers))
 
 
 def _spec(item: Field) -> Spec:

@@ -37,6 +37,11 @@ BAD_INPUT = "bad_input"  # the worker refused the input (the client's fault)
 UNAVAILABLE = "unavailable"  # the task's model is not installed
 INTERNAL = "internal"
 
+# Control task the front sends when the client of a queued job has gone (options: {"id": the
+# job's request id}): the broker drops the job unless a worker already runs it, and answers
+# nothing. Only the connection that sent a job can cancel it.
+CANCEL = "cancel"
+
 Frame = Union[bytes, bytearray, memoryview]
 
 

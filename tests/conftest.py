@@ -10,6 +10,7 @@ import pytest
 from models.fetch import fetch_ocr
 from protocol.settings import Settings
 from tests.clip_fixtures import install_tiny
+from tests.face_fixtures import install_tiny as install_tiny_faces
 from tests.service import Service, start_service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,11 +34,13 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def full_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real OCR models plus the tiny generated Chinese-CLIP, installed as fetch does.
+    """The real OCR models plus the tiny generated Chinese-CLIP and face models, installed as
+    fetch does.
     Kept apart from MODEL_DIR so `make run` never serves the random test model."""
     directory = tmp_path_factory.mktemp("models")
     (directory / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
     install_tiny(directory)
+    install_tiny_faces(directory, tmp_path_factory.mktemp("face-models"))
     return directory
 
 

@@ -1,15 +1,17 @@
-"""Shared helpers for the OCR tests: one loaded pipeline per session, reference matching, and a
-recording wrapper around the real sessions (which input shapes each model was fed)."""
+"""Shared helpers for the OCR tests: one loaded pipeline per session, the reference file's lines,
+tolerances and character agreement (line matching is models.ocr.compare's), and a recording
+wrapper around the real sessions (which input shapes each model was fed)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from models.manifest import MANIFEST_NAME, Manifest, family_dir
+from models.ocr.compare import corner_distance, line_height
 from models.ocr.generations import CHARSET_ROLE, generation_of_family
 from models.ocr.pipeline import OcrLine, OcrPipeline
 from models.ocr.profile import ShapeProfile
@@ -25,52 +27,16 @@ def load_pipeline(model_dir: Path) -> OcrPipeline:
     return OcrPipeline.load(model_dir)
 
 
-def corner_distance(box: Sequence[Sequence[float]], other: Sequence[Sequence[float]]) -> float:
-    """Largest per-coordinate difference between two 4-corner boxes."""
-    return float(np.abs(np.asarray(box, dtype=float) - np.asarray(other, dtype=float)).max())
+def reference_lines(entries: list[dict]) -> list[OcrLine]:
+    """Lines of the reference file (``{"text", "box", "score"}``) as the pipeline's lines."""
+    return [OcrLine(box=tuple(tuple(p) for p in e["box"]), text=e["text"],
+                    score=float(e.get("score", 1.0))) for e in entries]
 
 
-def match_lines(
-    reference: list[dict],
-    ours: list[OcrLine],
-    tolerance: Callable[[dict], float] = lambda ref: BOX_TOLERANCE_PX,
-) -> tuple[int, list[dict], int]:
-    """Pair each reference line with our unused line of identical text and nearest box, within
-    ``tolerance(reference line)`` pixels per corner coordinate.
-
-    Returns (matched count, unmatched reference lines, our lines left over).
-    """
-    used: set[int] = set()
-    missed = []
-    for ref in reference:
-        candidates = [
-            (corner_distance(line.box, ref["box"]), k)
-            for k, line in enumerate(ours)
-            if k not in used and line.text == ref["text"]
-        ]
-        best = min(candidates, default=None)
-        if best is not None and best[0] <= tolerance(ref):
-            used.add(best[1])
-        else:
-            missed.append(ref)
-    return len(reference) - len(missed), missed, len(ours) - len(used)
-
-
-def line_height(ref: dict) -> float:
-    """Height of a 4-corner box (clockwise from top-left): mean of its left and right edges."""
-    tl, tr, br, bl = np.asarray(ref["box"], dtype=float)
-    return float((np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2)
-
-
-def profile_tolerance(ref: dict) -> float:
+def profile_tolerance(ref: OcrLine) -> float:
     """Box tolerance against the dynamic pipeline for a static profile: a different detector
     scale moves box edges a little, so 2 px or 20% of the line height."""
     return max(BOX_TOLERANCE_PX, 0.2 * line_height(ref))
-
-
-def as_reference(lines: list[OcrLine]) -> list[dict]:
-    """Our lines in the reference file's form, to compare two of our pipelines."""
-    return [{"text": line.text, "box": [list(p) for p in line.box]} for line in lines]
 
 
 class RecordingSession:
@@ -112,7 +78,7 @@ def recorded_pipeline(
 
 
 def read_agreement(
-    reference: list[dict], ours: list[OcrLine], tolerance: Callable[[dict], float]
+    reference: list[OcrLine], ours: list[OcrLine], tolerance: Callable[[OcrLine], float]
 ) -> tuple[int, int, int]:
     """(reference characters, characters read alike, reference lines found).
 
@@ -123,16 +89,12 @@ def read_agreement(
     used: set[int] = set()
     chars = alike = found = 0
     for ref in reference:
-        chars += len(ref["text"])
-        near = [
-            (corner_distance(line.box, ref["box"]), k)
-            for k, line in enumerate(ours)
-            if k not in used
-        ]
+        chars += len(ref.text)
+        near = [(corner_distance(line, ref), k) for k, line in enumerate(ours) if k not in used]
         best = min(near, default=None)
         if best is None or best[0] > tolerance(ref):
             continue
         used.add(best[1])
         found += 1
-        alike += max(0, len(ref["text"]) - edit_distance(ref["text"], ours[best[1]].text))
+        alike += max(0, len(ref.text) - edit_distance(ref.text, ours[best[1]].text))
     return chars, alike, found

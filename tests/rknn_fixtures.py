@@ -56,6 +56,36 @@ def device_tree(root: Path, compatible: bytes = COMPATIBLE_RK3588,
     return tree / "compatible"
 
 
+RUNTIME = b"\0\0junk librknnrt version: %s (c949ad889d@2024-11-07T11:35:33)\0more"
+
+
+def board(root: Path, runtime: bytes | None = b"2.5.0", driver: bool = True) -> Path:
+    """A fake RK3588 board's /proc, /sys and /usr/lib under ``root``."""
+    device_tree(root)
+    if driver:
+        debug = root / "sys/kernel/debug/rknpu"
+        debug.mkdir(parents=True)
+        (debug / "version").write_text("RKNPU driver: v0.9.8\n")
+        (debug / "load").write_text("NPU load:  Core0:  3%, Core1:  0%, Core2:  0%,\n")
+    if runtime is not None:
+        lib = root / "usr/lib"
+        lib.mkdir(parents=True)
+        (lib / "librknnrt.so").write_bytes(b"\x7fELF" + RUNTIME % runtime)
+    return root
+
+
+def deny_rknpu_reads(monkeypatch) -> None:
+    """Reading the RKNPU driver's files fails as it does for a user other than root."""
+    original = Path.read_bytes
+
+    def deny(self: Path) -> bytes:
+        if "rknpu" in str(self):
+            raise PermissionError(13, "Permission denied")
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+
+
 def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile,
                      family: str = "ocr") -> Path:
     """``directory/<family>``: the fetched OCR models (linked) under a manifest listing

@@ -41,7 +41,8 @@ class Service:
         headers = kwargs.pop("headers", {})
         if key is not None:
             headers["api-key"] = key or self.key
-        return requests.post(self.url + path, headers=headers, timeout=120, **kwargs)
+        kwargs.setdefault("timeout", 120)
+        return requests.post(self.url + path, headers=headers, **kwargs)
 
     def farm_status(self) -> dict[str, Any]:
         client = FarmClient(front_endpoint(self.runtime))

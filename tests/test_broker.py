@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from protocol.wire import ERROR, READY, REPLY, REQUEST, Message, decode, encode
+from protocol.wire import CANCEL, ERROR, READY, REPLY, REQUEST, Message, decode, encode
 from workers.broker import Broker
 from workers.dispatch import Dispatcher
 
@@ -96,19 +96,20 @@ def test_an_overrun_job_is_answered_once(rig: Rig):
     worker.close()
 
 
-@pytest.mark.parametrize("frames", [
-    [b'{"v": 1, "kind": [], "id": "a"}'],
-    [b'{"v": 1, "kind": "request", "id": "a", "deadline": 1e999}'],
-    [b'{"v": 1, "kind": "request", "id": "a", "deadline": 1' + b"0" * 400 + b"}"],
-    [b'{"v": 1, "kind": "request", "id": "a", "arrays": [{"dtype": "uint8", "shape": [4]}]}',
-     b"abc"],
-    [b"\xff"],
+@pytest.mark.parametrize(("frames", "answered"), [
+    ([b'{"v": 1, "kind": [], "id": "a"}'], False),  # no valid header: no id to answer
+    ([b'{"v": 1, "kind": "request", "id": "a", "deadline": 1e999}'], True),
+    ([b'{"v": 1, "kind": "request", "id": "a", "deadline": 1' + b"0" * 400 + b"}"], True),
+    ([b'{"v": 1, "kind": "request", "id": "a", "arrays": [{"dtype": "uint8", "shape": [4]}]}',
+      b"abc"], True),
+    ([b"\xff"], False),
 ])
-def test_hostile_frames_are_refused_and_the_broker_carries_on(rig: Rig, frames):
+def test_hostile_frames_are_refused_and_the_broker_carries_on(rig: Rig, frames, answered):
     worker = rig.worker(b"w0.1")
     rig.send(*frames)
-    refused = rig.answers()
-    assert all(m.kind == ERROR for m in refused)
+    refused = [(m.kind, m.id, m.error["code"]) for m in rig.answers()]
+    assert refused == ([(ERROR, "a", "bad_request")] if answered else [])
+    assert not rig.broker.dispatch.queue and not rig.broker.dispatch.running
     rig.send(*request(time.time() + 30, "ok"))
     assert worker.poll(1000)
 
@@ -119,3 +120,20 @@ def test_a_deadline_far_in_the_future_is_capped(rig: Rig):
     (job,) = rig.broker.dispatch.running.values()
     assert job.deadline - time.monotonic() <= 3600
     worker.close()
+
+
+def test_a_cancelled_job_never_reaches_a_worker(rig: Rig):
+    """The front cancels a queued job whose HTTP client has gone: no worker runs it, nobody
+    is answered, and it is counted."""
+    worker = rig.worker(b"w0.1")
+    rig.send(*request(time.time() + 30, "runs"))
+    rig.send(*request(time.time() + 30, "queued"))
+    assert [j.id for j in rig.broker.dispatch.queue] == ["queued"]
+    rig.send(*encode(Message(REQUEST, "c1", task=CANCEL, options={"id": "queued"})))
+    assert list(rig.broker.dispatch.queue) == [] and rig.answers() == []
+    job = decode(worker.recv_multipart())
+    worker.send_multipart(encode(job.reply({"lines": []})))
+    rig.turn()
+    assert [m.id for m in rig.answers()] == ["runs"]
+    assert not worker.poll(200)  # the cancelled job was never handed out
+    assert rig.broker.stats.totals()["cancelled"] == 1

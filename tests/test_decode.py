@@ -1,4 +1,5 @@
-"""Every image a photo library can send, and every bad one, through the front's decoder."""
+"""Every image a photo library can send, and every bad one, through protocol.images: the
+decoder of the front's uploads and of the converter's check samples."""
 
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from frontend.decode import ImageRejected, clip_pixels, decode_image
+from models.clip.install import IMAGE_SIZE as CLIP_INSTALL_SIZE
+from models.convert import samples
+from models.ocr.pipeline import MAX_SIDE as OCR_PIPELINE_MAX_SIDE
+from protocol.images import (
+    CLIP_DRAFT_SIDE,
+    CLIP_SIZE,
+    OCR_MAX_SIDE,
+    ImageRejected,
+    clip_pixels,
+    decode_image,
+    pixels,
+)
 
 # An upright test card: four coloured quadrants, so any flip or rotation shows.
 RED, GREEN, BLUE, WHITE = (220, 20, 20), (20, 200, 20), (20, 20, 220), (250, 250, 250)
@@ -200,3 +212,62 @@ def test_mutated_images_decode_or_are_refused_never_anything_else(fmt: str, data
     except ImageRejected:
         return
     assert decoded.array.dtype == np.uint8 and decoded.array.shape[2] == 3
+
+
+def test_16_bit_greyscale_is_reduced_after_it_is_made_8_bit():
+    """Reported: a 16-bit PNG over twice the decode side was refused ("image has wrong
+    mode"): Pillow cannot reduce I;16."""
+    ramp = np.tile(np.linspace(0, 65535, 4200).astype(np.uint16), (3000, 1))
+    decoded = decode_image(encode(Image.fromarray(ramp), "PNG"), max_side=2000)
+    assert decoded.array.shape == (1500, 2100, 3) and decoded.scale == 0.5
+    row = decoded.array[0, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)
+    small = decode_image(encode(Image.fromarray(ramp[:, :1000]), "PNG"), max_side=448)
+    assert max(small.array.shape[:2]) >= 448
+
+
+def test_the_header_tells_the_size_before_any_decode():
+    assert pixels(png_header_claiming(6000, 5000)) == 30_000_000
+    with pytest.raises(ImageRejected, match="sides over 10000 px"):
+        pixels(png_header_claiming(50_000, 50_000))
+    with pytest.raises(ImageRejected, match="not a recognised image format"):
+        pixels(b"not an image")
+
+
+def test_the_converters_samples_are_the_pixels_the_service_sends(tmp_path: Path):
+    """The NPU self-check must feed what the service feeds: same decoder, same alpha
+    background, same JPEG draft and bicubic for CLIP, same reduction for OCR."""
+    big = Image.fromarray(np.kron(card(), np.ones((30, 30, 1), np.uint8)))  # 2880 x 1920
+    (tmp_path / "big.jpg").write_bytes(encode(big, "JPEG", quality=90))
+    text = np.zeros((600, 900, 4), np.uint8)
+    text[200:400, 100:800] = (10, 10, 10, 255)
+    (tmp_path / "alpha.png").write_bytes(encode(Image.fromarray(text, "RGBA"), "PNG"))
+    clip, _ = samples.clip_samples(tmp_path)
+    ocr, _ = samples.ocr_samples(tmp_path)
+    for name, pixels_ in clip:
+        front = clip_pixels(decode_image((tmp_path / name).read_bytes(),
+                                         max_side=CLIP_DRAFT_SIDE).array)
+        assert pixels_.shape == (CLIP_SIZE, CLIP_SIZE, 3) and np.array_equal(pixels_, front)
+    for name, image in ocr:
+        front = decode_image((tmp_path / name).read_bytes(), max_side=OCR_MAX_SIDE).array
+        assert np.array_equal(image, front), name
+
+
+def test_the_fronts_sizes_are_the_models_sizes():
+    assert CLIP_SIZE == CLIP_INSTALL_SIZE  # what the CLIP manifest's image input takes
+    assert OCR_MAX_SIDE == OCR_PIPELINE_MAX_SIDE  # what the OCR pipeline reads at most
+    assert CLIP_DRAFT_SIDE == 2 * CLIP_SIZE
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "LA"])
+def test_reduction_by_strips_gives_pillows_pixels(monkeypatch, mode: str):
+    """The strip-wise reduction (no full-size premultiplied copy of a 100 MP RGBA image)
+    must give exactly what Image.reduce gives, edges included."""
+    from protocol import images
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (301, 517, 4), np.uint8), "RGBA").convert(mode)
+    monkeypatch.setattr(images, "_STRIP_VALUES", 5_000)
+    for factor in (2, 3, 7):
+        assert np.array_equal(np.asarray(images._reduce(image, factor)),
+                              np.asarray(image.reduce(factor))), factor

@@ -86,3 +86,16 @@ def test_paused_worker_gets_no_jobs_and_overdue_jobs_are_found():
     assert d.overdue(now=12, grace=5) == []
     assert [w for w, _ in d.overdue(now=15, grace=5)] == [b"b"]
     assert not d.retry(d.worker_gone(b"b"), now=15)
+
+
+def test_cancel_takes_out_only_the_senders_queued_job():
+    d = Dispatcher(queue_size=10)
+    d.submit(job("1"))
+    d.submit(job("2"))
+    assert d.cancel(b"someone else", "1") is None  # only the connection that sent it
+    assert d.cancel(b"client", "1").id == "1"
+    assert [j.id for j in d.queue] == ["2"]
+    d.worker_idle(b"a")
+    assert [j.id for _, j in d.assign(now=0)] == ["2"]
+    assert d.cancel(b"client", "2") is None  # running: it finishes, its reply is dropped
+    assert d.running[b"a"].id == "2"

@@ -10,25 +10,8 @@ import pytest
 from models.doctor import OK, PROBLEM, diagnose, run
 from tests import fake_rknnlite
 from tests.clip_fixtures import install_tiny
-from tests.rknn_fixtures import device_tree, fake_convert
+from tests.rknn_fixtures import board, deny_rknpu_reads, fake_convert
 from workers.cli import main
-
-RUNTIME = b"\0\0junk librknnrt version: %s (c949ad889d@2024-11-07T11:35:33)\0more"
-
-
-def board(root: Path, runtime: bytes | None = b"2.5.0", driver: bool = True) -> Path:
-    """A fake RK3588 board's /proc, /sys and /usr/lib under ``root``."""
-    device_tree(root)
-    if driver:
-        debug = root / "sys/kernel/debug/rknpu"
-        debug.mkdir(parents=True)
-        (debug / "version").write_text("RKNPU driver: v0.9.8\n")
-        (debug / "load").write_text("NPU load:  Core0:  3%, Core1:  0%, Core2:  0%,\n")
-    if runtime is not None:
-        lib = root / "usr/lib"
-        lib.mkdir(parents=True)
-        (lib / "librknnrt.so").write_bytes(b"\x7fELF" + RUNTIME % runtime)
-    return root
 
 
 @pytest.fixture()
@@ -114,14 +97,7 @@ def test_pc_without_npu_is_fine(tmp_path, models):
 def test_unreadable_debugfs_says_run_as_root(tmp_path, models, monkeypatch):
     fake_rknnlite.install(monkeypatch)
     root = board(tmp_path / "root", driver=False)
-    original = Path.read_text
-
-    def deny(self: Path, *args, **kwargs):
-        if "rknpu" in str(self):
-            raise PermissionError(13, "Permission denied")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "read_text", deny)
+    deny_rknpu_reads(monkeypatch)
     (finding,) = by_topic(diagnose(models, root))["NPU driver"]
     assert finding.status == "warn" and "sudo mtai doctor" in finding.detail
 
@@ -136,6 +112,18 @@ def test_a_backend_chosen_on_purpose_is_not_a_problem(tmp_path, models, monkeypa
     assert table["rknnlite"][0].status == PROBLEM  # still reported: the NPU cannot be used
 
 
+def test_face_family_is_listed_installed_or_not(tmp_path, monkeypatch, capsys):
+    from tests.face_fixtures import install_tiny as install_face
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("MODEL_DIR", str(models))
+    main(["doctor", "--root", str(tmp_path / "root")])
+    assert "models face: not installed" in capsys.readouterr().out
+    install_face(models, tmp_path / "face-src")
+    main(["doctor", "--root", str(tmp_path / "root")])
+    out = capsys.readouterr().out
+    assert "models face: sha256 verified: det_10g.onnx, w600k_r50.onnx" in out
+    assert "`mtai models fetch face`" not in out
 def test_doctor_checks_the_configured_ocr_model(tmp_path, models, model_dir, monkeypatch,
                                                capsys):
     (models / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)

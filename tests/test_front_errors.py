@@ -21,8 +21,11 @@ class ScriptedFarm:
 
     def __init__(self, outcome) -> None:
         self.outcome = outcome
+        self.calls: list[dict] = []
 
-    def call(self, task, options=None, arrays=(), timeout=None) -> Message:
+    def call(self, task, options=None, arrays=(), timeout=None, *, deadline=None,
+             client_gone=None) -> Message:
+        self.calls.append({"task": task, "options": options, "deadline": deadline})
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return Message(ERROR, "x", task=task).fail(self.outcome, f"scripted {self.outcome}")

@@ -148,10 +148,9 @@ def test_immich_without_image_or_text_is_400(service: Service):
 
 
 def test_immich_task_we_do_not_serve_is_a_clear_4xx(service: Service, shared: Path):
-    entries = {"facial-recognition": {"detection": {"modelName": "buffalo_l"},
-                                      "recognition": {"modelName": "buffalo_l"}}}
+    entries = {"pet-detection": {"detection": {"modelName": "yolo"}}}  # faces are served now
     response = immich_ocr(service, shared / "testdata/photos/pokemon.jpeg", entries)
-    assert response.status_code == 422 and "facial-recognition" in response.json()["detail"]
+    assert response.status_code == 422 and "pet-detection" in response.json()["detail"]
 
 
 def test_api_key_never_reaches_the_log(service: Service):

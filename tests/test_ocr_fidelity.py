@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from frontend.decode import decode_image
+from models.ocr.compare import match_lines
 from models.ocr.pipeline import OcrPipeline
-from tests.ocr_fixtures import load_pipeline, match_lines
+from protocol.images import decode_image
+from tests.ocr_fixtures import load_pipeline, reference_lines
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,9 @@ def test_reads_what_the_reference_reads(pipeline: OcrPipeline, shared: Path):
     for name in images:
         decoded = decode_image((testdata / name).read_bytes())
         lines = pipeline(decoded.array)
-        hits, missed, left_over = match_lines(reference[name], lines)
+        found = match_lines(reference_lines(reference[name]), lines)
+        hits, left_over = found.matched, found.extra
+        missed = [(m.text, m.box) for m in found.missed]
         total += len(reference[name])
         matched += hits
         extra += left_over

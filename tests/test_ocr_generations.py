@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from frontend.decode import decode_image
 from models.fetch import fetch_ocr, ocr_manifest
+from models.ocr.compare import match_lines
 from models.ocr.generations import OCR_MODELS, family_name
 from models.ocr.pipeline import OcrPipeline
-from tests.ocr_fixtures import match_lines
+from protocol.images import decode_image
+from tests.ocr_fixtures import reference_lines
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ocr_reference_rapidocr310.json"
 REFERENCE = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -30,10 +31,10 @@ def test_reads_what_rapidocr_310_reads(model: str, model_dir: Path, shared: Path
     report = []
     for name, reference in sorted(recorded["images"].items()):
         lines = pipeline(decode_image((shared / "testdata" / name).read_bytes()).array)
-        hits, missed, left_over = match_lines(reference, lines)
-        total, matched, extra = total + len(reference), matched + hits, extra + left_over
-        if missed or left_over:
-            report.append(f"{name}: missed {[m['text'] for m in missed]}, {left_over} extra")
+        found = match_lines(reference_lines(reference), lines)
+        total, matched, extra = total + len(reference), matched + found.matched, extra + found.extra
+        if found.missed or found.extra:
+            report.append(f"{name}: missed {[m.text for m in found.missed]}, {found.extra} extra")
     assert total >= 50, f"{model}: the reference holds too few lines to compare ({total})"
     detail = "\n".join(report)
     assert matched / total >= 0.99, f"{model}: {matched}/{total} lines identical\n{detail}"

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from frontend.decode import decode_image
-from frontend.mtphotos import OCR_MAX_SIDE
 from models.tools.ocr_score import Score, score_image
 from models.tools.ocr_truth import Sample, large_specs, render
+from protocol.images import OCR_MAX_SIDE, decode_image
 from tests.ocr_fixtures import load_pipeline
 from tests.service import Service
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontend.decode import decode_image
 from models.ocr.pipeline import OcrLine, OcrPipeline
+from protocol.images import decode_image
 from tests.ocr_fixtures import load_pipeline
 
 

@@ -13,18 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
-from frontend.decode import decode_image
 from models.fetch import fetch_ocr, ocr_manifest
 from models.manifest import MANIFEST_NAME, Manifest
+from models.ocr.compare import match_lines
 from models.ocr.detect import det_input_size
 from models.ocr.layout import SEAM_MARGIN, plan_layout, spans
 from models.ocr.pipeline import OcrPipeline, manifest_profile
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
 from models.ocr.split import join_texts, split_line
+from protocol.images import decode_image
 from tests.ocr_fixtures import (
-    as_reference,
     load_pipeline,
-    match_lines,
     profile_tolerance,
     read_agreement,
     recorded_pipeline,
@@ -59,14 +58,15 @@ def test_the_profile_keeps_the_text_and_feeds_only_its_shapes(model_dir: Path, s
     total = exact = extra = chars = alike = found = 0
     report = []
     for name, image in shared_images(shared):
-        reference = as_reference(dynamic(image))
+        reference = dynamic(image)
         lines = static(image)
-        hits, missed, left_over = match_lines(reference, lines, profile_tolerance)
+        matching = match_lines(reference, lines, profile_tolerance)
+        hits, missed, left_over = matching.matched, matching.missed, matching.extra
         c, a, f = read_agreement(reference, lines, profile_tolerance)
         total, exact, extra = total + len(reference), exact + hits, extra + left_over
         chars, alike, found = chars + c, alike + a, found + f
         if missed or left_over:
-            report.append(f"{name}: missed {[m['text'] for m in missed]}, {left_over} extra")
+            report.append(f"{name}: missed {[m.text for m in missed]}, {left_over} extra")
     assert total >= 100
     detail = f"exact {exact}, found {found} of {total} lines; {alike}/{chars} chars\n" + "\n".join(
         report

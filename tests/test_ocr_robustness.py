@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from frontend.decode import decode_image
 from models.ocr.pipeline import MAX_LINES, OcrLine, OcrPipeline
 from models.ocr.profile import DEFAULT_PROFILE
+from protocol.images import decode_image
 from tests.ocr_fixtures import load_pipeline, recorded_pipeline
 
 HANG_GUARD_S = 120.0

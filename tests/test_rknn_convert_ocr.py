@@ -2,9 +2,9 @@
 
 The converter builds the manifest's static shape profile; its self-check runs the whole OCR
 pipeline on rknn-sim (static shapes, fp16, the very models it exported) against onnxruntime on
-the same profile, over every image of ../shared/testdata/ocr. The shipped profile has 95
-detector and 31 recogniser shapes, and building them takes longer than the suite can wait
-(several minutes for the detector alone on two cores), so these tests convert a small profile
+the same profile, over every image of ../shared/testdata/ocr. The shipped profile's shapes take
+far longer to build than the suite can wait (BENCHMARKS.md, "Converting the profile"), so these
+tests convert a small profile
 of both kinds of shapes (canvases held whole and tiled, several recogniser widths) written into
 the test's own manifest: the converter and runtime read whatever the manifest lists.
 """
@@ -21,11 +21,12 @@ import pytest
 from models.convert import plan, toolkit
 from models.convert.check import check_ocr
 from models.convert.convert import ConversionError, Samples, convert_family
-from models.convert.samples import load_rgb, ocr_samples
+from models.convert.samples import ocr_samples
 from models.manifest import MANIFEST_NAME, Manifest
 from models.ocr.pipeline import OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime.static import StaticSession
+from protocol.images import load_rgb
 from tests.rknn_fixtures import ocr_with_profile
 
 pytestmark = pytest.mark.simulator

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from models.clip import ClipModels
-from models.convert.samples import load_rgb
 from models.ocr.pipeline import OcrPipeline
 from models.runtime import open_session, resolve_backend
 from models.runtime import soc as soc_module
 from models.runtime.rknn import RknnError, RknnSession
 from models.runtime.soc import choose_backend, place_family
 from models.runtime.static import FeedError
+from protocol.images import load_rgb
 from protocol.settings import Settings
 from tests import fake_rknnlite
 from tests.clip_fixtures import cosine, front_pixels, install_tiny

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from models.convert.plan import PART_PIXELS, family_plan, split_shapes
-from models.convert.samples import load_rgb
 from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelSpec
 from models.ocr.pipeline import OcrPipeline
 from models.ocr.profile import DEFAULT_PROFILE
 from models.runtime.parts import ShapeRouter, base_role, open_roles, part_file, part_role
 from models.runtime.rknn import RknnSession
 from models.runtime.static import FeedError
+from protocol.images import load_rgb
 from tests import fake_rknnlite
 from tests.rknn_fixtures import fake_convert, ocr_with_profile
 

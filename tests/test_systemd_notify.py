@@ -30,7 +30,15 @@ def test_a_full_notify_queue_drops_messages_instead_of_blocking(tmp_path: Path,
 
 def test_outside_systemd_every_call_is_a_no_op(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")  # without a socket it means nothing
+
+    def no_socket(*args, **kwargs):
+        raise AssertionError("a socket was opened outside systemd")
+
     notifier = Notifier()
+    monkeypatch.setattr(socket, "socket", no_socket)
     notifier.ready("x")
+    notifier.status("y")
     notifier.watchdog()
     notifier.stopping()
+    assert notifier.address == ""

@@ -27,7 +27,7 @@ def settings(model_dir: Path, **env: str) -> Settings:
 
 def test_worker_loads_ocr_and_clip_and_defers_the_text_model(full_model_dir: Path, shared: Path):
     runner, info = load_runner(settings(full_model_dir), "onnx", 0)
-    assert set(info["models"]) == {"ocr", "clip"}
+    assert set(info["models"]) == {"ocr", "clip", "face"}
     assert info["clip_text"] == "loads on first query"
     assert {"ocr", "clip_image", "clip_text", "sleep"} <= set(info["tasks"])
     name = str(reference()["image_names"][4])
@@ -68,6 +68,33 @@ def test_bad_clip_inputs_are_refused_not_crashed(full_model_dir: Path):
         assert answer.kind == ERROR and answer.error["code"] == "bad_input", (task, options)
 
 
+def test_worker_serves_faces_in_one_job(full_model_dir: Path, shared: Path):
+    from tests.face_fixtures import collage
+
+    runner, info = load_runner(settings(full_model_dir, FACE_MIN_SCORE="0.6"), "onnx", 0)
+    assert info["face"] == {"pack": "buffalo_l", "detector": "SCRFD-10GF", "min_score": 0.6}
+    assert "face" in info["tasks"]
+    answer = run(runner, "face", {"normalise": True}, [collage(2, 3)])
+    boxes, scores, landmarks, vectors = answer.arrays
+    assert answer.result["faces"] == len(boxes) == len(vectors) > 0
+    assert landmarks.shape == (len(boxes), 5, 2) and (scores >= np.float32(0.6)).all()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    raw = run(runner, "face", {"min_score": 0.9}, [collage(2, 3)])
+    assert raw.result["faces"] <= answer.result["faces"]
+    empty = run(runner, "face", {}, [np.full((50, 80, 3), 127, np.uint8)])
+    assert empty.result == {"faces": 0} and empty.arrays[3].shape == (0, 512)
+    for options, arrays in (({}, []), ({"min_score": 2}, [collage(1, 1)]),
+                            ({}, [np.zeros((4, 4), np.uint8)])):
+        refused = run(runner, "face", options, arrays)
+        assert refused.kind == ERROR and refused.error["code"] == "bad_input"
+
+
+def test_a_face_pack_other_than_face_model_is_reported_not_served(full_model_dir: Path):
+    runner, info = load_runner(settings(full_model_dir, FACE_MODEL="antelopev2"), "onnx", 0)
+    assert "face" not in info["models"]
+    answer = run(runner, "face", {}, [np.zeros((8, 8, 3), np.uint8)])
+    assert answer.error["code"] == UNAVAILABLE
+    assert "mtai models fetch face" in answer.error["message"]
 def test_worker_loads_the_configured_ocr_model(model_dir: Path, tmp_path: Path):
     fetch_ocr(model_dir, lambda _: None, model="ppocrv6-tiny")
     runner, info = load_runner(settings(model_dir, OCR_MODEL="ppocrv6-tiny"), "onnx", 0)

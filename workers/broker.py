@@ -17,6 +17,7 @@ import zmq
 
 from protocol.wire import (
     BUSY,
+    CANCEL,
     ERROR,
     HEARTBEAT,
     READY,
@@ -52,6 +53,7 @@ class WorkerState:
     last_seen: float
     jobs: int = 0
     errors: int = 0
+    busy_seconds: float = 0.0  # time spent on jobs: the status history's per-core use
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Broker:
             return
         if request.kind != REQUEST:
             log.warning("front sent a %s message; dropped", request.kind)
+            return
+        if request.task == CANCEL:
+            self._cancel(client, request.options.get("id"))
             return
         if request.task in self.controls:
             self._send_front(client, self._run_control(request))
@@ -172,10 +177,18 @@ class Broker:
                 w.identity.decode(errors="replace"): {
                     **w.info, "jobs": w.jobs, "errors": w.errors,
                     "busy": w.identity in self.dispatch.running,
+                    "busy_seconds": round(w.busy_seconds, 3),
                 }
                 for w in self.workers.values()
             },
         }
+
+    def _cancel(self, client: bytes, job_id: Any) -> None:
+        """The front's client of a queued job has gone: the job is not worth a worker."""
+        job = self.dispatch.cancel(client, job_id) if isinstance(job_id, str) else None
+        if job is not None:
+            self.stats.count(self._task_name(job.task), "cancelled")
+            self._log_job(job, None, "cancelled", time.monotonic())
 
     def _run_control(self, request: Message) -> Message:
         try:
@@ -202,10 +215,12 @@ class Broker:
         started = job.started_at or now
         task.queue.observe(max(0.0, started - job.queued_at))
         task.run.observe(max(0.0, now - started))
+        task.recent.add(max(0.0, now - job.queued_at))
         task.counters["jobs"] += 1
         task.counters["errors"] += failed
         state.jobs += 1
         state.errors += failed
+        state.busy_seconds += max(0.0, now - started)
         self.finished.append(now)
 
     def _log_job(self, job: Job, worker: bytes | None, status: str, now: float) -> None:

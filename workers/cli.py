@@ -22,8 +22,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
-    from models.fetch import FetchError, fetch_clip, fetch_ocr
+    from models.fetch import FetchError, fetch_clip, fetch_face, fetch_ocr
 
+    if args.source is not None and args.families != ["face"]:
+        print("mtai: --from installs one face pack: `mtai models fetch face --from DIR`",
+              file=sys.stderr)
+        return 2
     try:
         if "ocr" in args.families:
             for model in args.ocr_model or [settings.ocr_model]:  # OCR_MODEL, or --ocr-model
@@ -32,6 +36,9 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
         if "clip" in args.families:
             fetch_clip(settings.model_dir, base_url=settings.clip_model_url,
                        checkpoint=args.checkpoint)
+        if "face" in args.families:  # FACE_MODEL picks the pack
+            fetch_face(settings.model_dir, settings.face_model,
+                       base_url=settings.face_model_url, folder=args.source)
     except FetchError as exc:
         print(f"mtai: {exc}", file=sys.stderr)
         return 1
@@ -39,18 +46,18 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def convert(args: argparse.Namespace, settings: Settings) -> int:
-    from models.convert.convert import Samples
+    from models.convert.convert import FAMILIES, Samples
     from models.convert.run import convert_models
     from models.ocr.generations import family_name, is_ocr_family
 
     configured = family_name(settings.ocr_model, settings.ocr_lang)  # "ocr": OCR_MODEL's family
     families = [configured if f == "ocr" else f for f in args.families]
-    unknown = sorted(f for f in families if f != "clip" and not is_ocr_family(f))
+    unknown = sorted(f for f in families if f not in FAMILIES and not is_ocr_family(f))
     if unknown:
-        print(f"mtai convert: unknown family {', '.join(unknown)} (ocr, clip, or an OCR model "
-              "directory such as ocr-ppocrv6-small)", file=sys.stderr)
+        print(f"mtai convert: unknown family {', '.join(unknown)} ({', '.join(FAMILIES)}, or an "
+              "OCR model directory such as ocr-ppocrv6-small)", file=sys.stderr)
         return 2
-    samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples)
+    samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples, face=args.face_samples)
     return convert_models(settings.model_dir, families, args.target, samples)
 
 
@@ -73,17 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="manage model files in MODEL_DIR")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = model_commands.add_parser("fetch", help="download and verify model files")
-    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip"],
-                       help="model families (default: ocr; clip downloads about 700 MB)")
+    fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip", "face"],
+                       help="model families (default: ocr; clip downloads about 700 MB, face "
+                            "the FACE_MODEL pack, 280 MB for buffalo_l)")
     fetch.add_argument("--ocr-model", action="append", choices=OCR_MODEL_CHOICES,
                        help="fetch this OCR model instead of OCR_MODEL's (repeatable: several "
                             "are installed side by side)")
     fetch.add_argument("--checkpoint", type=Path, default=None,
                        help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
+    fetch.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+                       help="face only: install the FACE_MODEL pack from DIR (its .zip or its "
+                            "two .onnx files, downloaded by hand) instead of downloading it")
     fetch.set_defaults(run=fetch_models)
     conv = commands.add_parser("convert", help="convert the ONNX models in MODEL_DIR for the NPU "
                                "(rknn-toolkit2), self-checked in its simulator")
-    conv.add_argument("families", nargs="*", metavar="{ocr,clip,ocr-...}", default=[],
+    conv.add_argument("families", nargs="*", metavar="{ocr,clip,face,ocr-...}", default=[],
                       help="model families (default: every family MODEL_DIR holds; ocr: the "
                            "OCR_MODEL one; or a directory name such as ocr-ppocrv6-small)")
     conv.add_argument("--target", nargs="+", default=["rk3588"],
@@ -92,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="images with text for the self-check (default: generated pages)")
     conv.add_argument("--clip-samples", type=Path, default=None,
                       help="photos for the self-check (default: generated pictures)")
+    conv.add_argument("--face-samples", type=Path, default=None,
+                      help="photos with faces for the self-check (default: generated ones)")
     conv.set_defaults(run=convert)
     doc = commands.add_parser("doctor", help="check the SoC, NPU driver, librknnrt, rknnlite, "
                               "model files and the running service; non-zero exit on a problem")

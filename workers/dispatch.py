@@ -49,6 +49,15 @@ class Dispatcher:
         self.queue.append(job)
         return True
 
+    def cancel(self, client: bytes, job_id: str) -> Job | None:
+        """Take a queued job out because its HTTP client has gone; None when it is not queued
+        (already running, answered, or not this client's)."""
+        for job in self.queue:
+            if job.id == job_id and job.client == client:
+                self.queue.remove(job)
+                return job
+        return None
+
     def worker_idle(self, worker: bytes) -> None:
         """A worker asks for work (READY, or a reply just returned)."""
         if worker not in self.idle and worker not in self.paused:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from models.clip import ClipModels
+from models.face import FacePipeline
 from models.manifest import ManifestError, ModelIntegrityError
 from models.ocr.generations import family_name, generation
 from models.ocr.pipeline import OcrPipeline
@@ -23,6 +24,7 @@ from workers.tasks import (
     TaskRunner,
     clip_image_handler,
     clip_text_handler,
+    face_handler,
     ocr_handler,
     sleep_handler,
 )
@@ -44,6 +46,7 @@ def load_runner(
     ocr_family = family_name(settings.ocr_model, settings.ocr_lang)  # OCR_MODEL, OCR_LANG
     ocr_dir, ocr_backend = place_family(model_dir, ocr_family, backend, target)  # NPU: converted
     clip_dir, clip_backend = place_family(model_dir, "clip", backend, target)
+    face_dir, face_backend = place_family(model_dir, "face", backend, target)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
     started = time.monotonic()
 
@@ -68,12 +71,23 @@ def load_runner(
         compat = " (BGR compat)" if clip.image.bgr_compat else ""
         info["models"]["clip"] = f"Chinese-CLIP ViT-B-16{compat}"
         info["clip_text"] = "loaded" if clip.text_loaded else "loads on first query"
+
+    face = _load("face", lambda: FacePipeline.load(
+        face_dir, backend=face_backend, threads=threads, core=core, pack=settings.face_model,
+    ), runner, model_dir)
+    if face is not None:
+        face(np.zeros((64, 64, 3), np.uint8))  # warm-up: the detector, then the recogniser
+        face.recognizer(np.zeros((1, 112, 112, 3), np.uint8))
+        runner.handlers["face"] = face_handler(face, settings.face_min_score)
+        info["models"]["face"] = f"InsightFace {face.pack.name} ({face.pack.detector} + ArcFace)"
+        info["face"] = {"pack": face.pack.name, "detector": face.pack.detector,
+                        "min_score": settings.face_min_score}
     info["load_seconds"] = round(time.monotonic() - started, 2)
     info["tasks"] = sorted({*runner.handlers, *runner.missing})
     return runner, info
 
 
-FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text")}
+FAMILY_TASKS = {"ocr": ("ocr",), "clip": ("clip_image", "clip_text"), "face": ("face",)}
 
 
 def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any,

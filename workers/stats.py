@@ -1,18 +1,21 @@
 """Counters and latency histograms the supervisor keeps, per task and per worker.
 
 Kept as plain numbers in the single-threaded supervisor; the front turns a snapshot into
-Prometheus text (/metrics), so no metrics library runs inside the event loop.
+Prometheus text (/metrics), so no metrics library runs inside the event loop. Besides the
+histograms (since start), each task keeps a bounded sample of its recent latencies, which the
+status history (workers/history.py) drains into p50/p95 per interval.
 """
 
 from __future__ import annotations
 
 import bisect
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 # Seconds; covers a queued CLIP text query (ms) up to a job at its deadline (a minute).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-COUNTERS = ("jobs", "errors", "busy", "retries", "lost", "timeouts")
+COUNTERS = ("jobs", "errors", "busy", "retries", "lost", "timeouts", "cancelled")
 
 
 @dataclass
@@ -34,10 +37,34 @@ class Histogram:
 
 
 @dataclass
+class Recent:
+    """A uniform random sample (Algorithm R) of the values added since the last drain: the
+    quantiles of an interval at fixed memory, however many jobs finish in it."""
+
+    capacity: int = 256
+    values: list[float] = field(default_factory=list)
+    seen: int = 0
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.capacity:
+            self.values.append(value)
+            return
+        slot = random.randrange(self.seen)
+        if slot < self.capacity:
+            self.values[slot] = value
+
+    def drain(self) -> list[float]:
+        values, self.values, self.seen = self.values, [], 0
+        return values
+
+
+@dataclass
 class TaskStats:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     queue: Histogram = field(default_factory=Histogram)
     run: Histogram = field(default_factory=Histogram)
+    recent: Recent = field(default_factory=Recent)  # queue + run seconds, since the last drain
 
 
 @dataclass
@@ -49,6 +76,10 @@ class FarmStats:
 
     def task(self, name: str) -> TaskStats:
         return self.tasks.setdefault(name, TaskStats())
+
+    def drain_recent(self) -> dict[str, list[float]]:
+        """Each task's latency sample since the last call (the history's interval)."""
+        return {name: t.recent.drain() for name, t in self.tasks.items()}
 
     def totals(self) -> dict[str, int]:
         return {c: sum(t.counters[c] for t in self.tasks.values()) for c in COUNTERS}

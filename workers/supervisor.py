@@ -23,14 +23,17 @@ import zmq
 from models.runtime import resolve_backend
 from protocol.endpoints import back_endpoint, front_endpoint
 from protocol.settings import Settings
+from workers import last_words
 from workers.broker import Broker
 from workers.children import Child
 from workers.dispatch import Dispatcher
+from workers.history import History
 from workers.identity import parse_worker_identity, worker_identity
 from workers.listener import PortUnavailable, open_listener
 from workers.memory import uss_bytes
 from workers.recycle import Recycler
 from workers.systemd import Notifier
+from workers.verdict import Health
 
 log = logging.getLogger("mtai.supervisor")
 
@@ -58,6 +61,9 @@ class Supervisor:
         self.context = zmq.Context()
         self.recycler = Recycler()
         self.notifier = Notifier()
+        self.history = History()  # the status page's last hour
+        self.health = Health(settings)  # its headline: mtai doctor's checks, kept fresh
+        self.last_errors: dict[int, str] = {}  # slot -> what its last process died of
         self.workers = [self._worker_child(slot) for slot in range(settings.workers)]
         self.front_child = Child("http front", [], self._child_env(), group=True)
         self.front_ready: set[int] = set()  # gunicorn worker pids serving for the current master
@@ -96,6 +102,7 @@ class Supervisor:
         self.manage()
         self.recycler.step(self.workers, self.broker)
         self.housekeep()
+        self.record()
         self.notify()
 
     def poll(self, timeout_ms: int) -> None:
@@ -124,6 +131,9 @@ class Supervisor:
             pid = child.pid
             if child.reap() is not None:
                 self.broker.worker_gone(worker_identity(slot, pid))
+                error = last_words.take(self.runtime, slot)
+                if error:
+                    self.last_errors[slot] = error
         self.front_child.reap()
 
     def murder(self) -> None:
@@ -169,6 +179,12 @@ class Supervisor:
                 if limit and used and used > limit:
                     reason = f"USS {used >> 20} MB over MAX_WORKER_MEMORY_MB"
                     self.recycler.request([slot], reason)
+
+    def record(self) -> None:
+        """The status history: the queue's peak every turn, a sample every few seconds."""
+        self.history.watch(len(self.broker.dispatch.queue))
+        if self.history.due():
+            self.history.sample(self.status({}), self.broker.stats.drain_recent())
 
     def notify(self) -> None:
         """READY=1 once every worker is ready and the front serves; STATUS= otherwise."""
@@ -264,7 +280,8 @@ class Supervisor:
         farm = self.broker.status()
         farm["slots"] = [
             {"slot": slot, "pid": c.pid, "restarts": c.restarts, "recycles": c.recycles,
-             "crash_loop": c.crash_loop, "uss_bytes": self.memory.get(slot)}
+             "crash_loop": c.crash_loop, "uss_bytes": self.memory.get(slot),
+             "last_exit": c.last_exit, "last_error": self.last_errors.get(slot)}
             for slot, c in enumerate(self.workers)
         ]
         front = self.front_child
@@ -272,7 +289,11 @@ class Supervisor:
                          "crash_loop": front.crash_loop, "last_exit": front.last_exit,
                          "serving": len(self.front_ready), "processes": self.settings.http_workers}
         farm.update(backend=self.backend, uptime=round(time.time() - self.started),
-                    recycling=self.recycler.busy, recycled=self.recycler.completed)
+                    recycling=self.recycler.busy, recycled=self.recycler.completed,
+                    recent=self.history.recent())
+        farm["health"] = self.health.report(farm)
+        if options.get("history"):  # the status page's charts; /check and /metrics skip it
+            farm["history"] = self.history.snapshot(options.get("since"))
         return farm
 
     def _worker_child(self, slot: int) -> Child:
@@ -281,6 +302,7 @@ class Supervisor:
     def _worker_argv(self, slot: int) -> list[str]:
         """Resolved at every start: `auto` becomes rknn once models are converted."""
         self.backend = resolve_backend(self.settings.backend, self.settings.model_dir)
+        self.health.stale()  # the headline judges the machine again, as auto just did
         argv = [
             sys.executable, "-m", "workers.worker",
             "--endpoint", back_endpoint(self.runtime),

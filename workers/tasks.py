@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from models.clip import l2_normalise
+from models.clip.install import EMBED_DIM
 from protocol.wire import BAD_INPUT, INTERNAL, MAX_TEXT_CHARS, UNAVAILABLE, Message
 
 log = logging.getLogger(__name__)
@@ -85,43 +87,77 @@ def ocr_handler(pipeline: Any) -> Handler:
 
 
 def clip_image_handler(clip: Any) -> Handler:
-    """CLIP image: a 224x224 RGB array (the front resizes) -> 512 float32, unnormalised."""
+    """CLIP image: an RGB array of the image model's input size (the front resizes) -> 512
+    float32, unnormalised unless `options.normalise` (Immich stores unit vectors)."""
 
     def handle(request: Message) -> Message:
         image = rgb_image(request)
-        if image.shape[:2] != (224, 224):
-            raise InputRejected(f"CLIP takes 224x224 pixels, got {image.shape[1]}x{image.shape[0]}")
-        return request.reply(arrays=[embedding(clip.image(image))])
+        height, width = clip.image.size
+        if image.shape[:2] != (height, width):
+            raise InputRejected(f"CLIP takes {width}x{height} pixels, "
+                                f"got {image.shape[1]}x{image.shape[0]}")
+        return request.reply(arrays=[embedding(clip.image(image), _normalise(request))])
 
     return handle
 
 
 def clip_text_handler(clip: Any) -> Handler:
-    """CLIP text: `options.text` -> 512 float32; the text model may load on first use."""
+    """CLIP text: `options.text` -> 512 float32 (unit length if `options.normalise`); the
+    text model may load on first use."""
 
     def handle(request: Message) -> Message:
         text = request.options.get("text")
         if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
             raise InputRejected(f"text must be a string of at most {MAX_TEXT_CHARS} characters")
+        normalise = _normalise(request)
         try:
             encoder = clip.text()
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise TaskUnavailable(f"the CLIP text model cannot be loaded: {exc}") from exc
-        return request.reply(arrays=[embedding(encoder(text))])
+        return request.reply(arrays=[embedding(encoder(text), normalise)])
 
     return handle
 
 
-EMBEDDING_SIZE = 512
+def face_handler(faces: Any, min_score: float) -> Handler:
+    """Faces: detection and recognition of one photo in one job. Options ``min_score`` (else
+    the service's FACE_MIN_SCORE) and ``normalise`` (MT-Photos: unit-length embeddings; Immich
+    takes them raw). Replies with the count and four arrays: boxes (n, 4), scores (n,),
+    landmarks (n, 5, 2) in the photo's pixels, embeddings (n, 512), all float32."""
+    from models.face.pipeline import l2_normalised
+
+    def handle(request: Message) -> Message:
+        threshold = _fraction(request.options, "min_score")
+        found = faces(rgb_image(request), min_score if threshold is None else threshold)
+        vectors = found.embeddings
+        if not np.isfinite(vectors).all() or not np.isfinite(found.boxes).all():
+            raise ValueError("the face model gave non-finite values")
+        if request.options.get("normalise"):
+            vectors = l2_normalised(vectors)
+        arrays = [found.boxes, found.scores, found.landmarks, vectors]
+        return request.reply({"faces": len(found)},
+                             arrays=[np.ascontiguousarray(a) for a in arrays])
+
+    return handle
 
 
-def embedding(vector: np.ndarray) -> np.ndarray:
+EMBEDDING_SIZE = EMBED_DIM
+
+
+def embedding(vector: np.ndarray, normalise: bool = False) -> np.ndarray:
     """A model output fit to send: 512 finite float32 values (an fp16 NPU model can overflow
-    to inf/NaN, which would reach MT-Photos as "nan" strings)."""
+    to inf/NaN, which would reach MT-Photos as "nan" strings), L2-normalised on request."""
     values = np.asarray(vector, dtype=np.float32).ravel()
     if values.size != EMBEDDING_SIZE or not np.isfinite(values).all():
         raise ValueError(f"model gave {values.size} values, finite: {np.isfinite(values).all()}")
-    return values
+    return l2_normalise(values) if normalise else values
+
+
+def _normalise(request: Message) -> bool:
+    value = request.options.get("normalise", False)
+    if not isinstance(value, bool):
+        raise InputRejected("normalise must be true or false")
+    return value
 
 
 def _fraction(options: dict[str, Any], key: str) -> float | None:

@@ -28,6 +28,7 @@ from protocol.wire import (
     decode_header,
     encode,
 )
+from workers import last_words
 from workers.identity import worker_identity
 from workers.loading import load_runner
 from workers.tasks import TaskRunner
@@ -98,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format=f"%(asctime)s worker[{args.slot}] %(levelname)s %(message)s",
     )
-    return serve(args.endpoint, args.slot, args.core, args.backend, settings)
+    try:
+        return serve(args.endpoint, args.slot, args.core, args.backend, settings)
+    except Exception as exc:  # the traceback still goes to the log; the status page shows why
+        last_words.leave(settings.runtime_dir, args.slot, exc)
+        raise
 
 
 if __name__ == "__main__":

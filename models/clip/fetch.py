@@ -29,7 +29,7 @@ from models.clip.install import (
     VOCAB_FILE,
     install_clip_files,
 )
-from models.download import ByteProgress, DownloadError, Unreachable, download
+from models.download import DownloadError, Unreachable, download, progress_lines
 from models.fetch import FetchError
 from models.manifest import (
     MANIFEST_NAME,
@@ -137,7 +137,7 @@ def _present(target: Path) -> bool:
 def _get(url: str, directory: Path, progress: Progress) -> Path:
     dest = directory / url.rsplit("/", 1)[-1]
     try:
-        digest = download(url, dest, _byte_progress(dest.name, progress))
+        digest = download(url, dest, progress_lines(dest.name, progress))
     except Unreachable as exc:
         raise FetchError(f"{exc}. Without network access, {manual_route()}") from exc
     except DownloadError as exc:
@@ -161,23 +161,6 @@ def _vocab(base: str, tmp: Path, progress: Progress) -> tuple[Path, str]:
         progress(f"downloaded {VOCAB_FILE} from {url}")
         return tmp / VOCAB_FILE, url
     raise FetchError(f"no {VOCAB_FILE}: {'; '.join(errors)}. {manual_route()}")
-
-
-def _byte_progress(name: str, progress: Progress, step: int = 10) -> ByteProgress:
-    """Report every ``step`` percent (every 32 MB when the size is unknown)."""
-    last = [-1]
-
-    def report(done: int, total: int | None) -> None:
-        if total:
-            mark = done * 100 // total // step
-            text = f"{name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({done * 100 // total}%)"
-        else:
-            mark, text = done >> 25, f"{name}: {done / 1e6:.1f} MB"
-        if mark != last[0]:
-            last[0] = mark
-            progress(text)
-
-    return report
 
 
 def _export(model_dir: Path, checkpoint: Path, progress: Progress) -> Path:

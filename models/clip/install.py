@@ -8,21 +8,20 @@ so a directory with a manifest is always complete.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from models.clip.tokenizer import CONTEXT_LENGTH
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
-    atomic_writer,
     family_dir,
+    place_file,
     sha256_file,
 )
 from models.runtime import open_session
@@ -33,8 +32,7 @@ TEXT_FILE = "vit-b-16.txt.fp32.onnx"
 VOCAB_FILE = "vocab.txt"
 VOCAB_SHA256 = "45bbac6b341c319adc98a532532882e91a9cefc0329aa57bac9ae761c27b291c"  # cn_clip 1.6.0
 EMBED_DIM = 512
-IMAGE_SIZE = 224
-CONTEXT_LENGTH = 52
+IMAGE_SIZE = 224  # the front resizes to protocol.images.CLIP_SIZE; a test keeps them equal
 VOCAB_SIZE = 21128
 
 # Chinese-CLIP's image recipe (cn_clip image_transform): RGB, /255, OpenAI CLIP's mean and std.
@@ -112,7 +110,7 @@ def install_clip_files(
     (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are being replaced
     for role, path in given.items():
         dest = target / names[role]
-        _place(path, dest, move)
+        place_file(path, dest, move)
         progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
     manifest.verify(target)
     manifest.save(target / MANIFEST_NAME)
@@ -142,20 +140,3 @@ def check_contract(role: str, path: Path) -> None:
         raise ModelIntegrityError(
             f"{path}: outputs {shapes}, expected {output_name} float32 [1, {EMBED_DIM}]"
         )
-
-
-def _place(src: Path, dest: Path, move: bool) -> None:
-    """Rename when moving within a filesystem, else copy to a temp name and rename."""
-    if src.resolve() == dest.resolve():
-        return
-    if move:
-        try:
-            os.replace(src, dest)
-            os.chmod(dest, 0o644)
-            return
-        except OSError:
-            pass  # another filesystem: copy below
-    with atomic_writer(dest) as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out, 1 << 20)
-    if move:
-        src.unlink()

@@ -8,9 +8,9 @@ fed the wrong layout, or normalised twice, gives other vectors and other text, a
 Thresholds: OCR lines agree (same text, box within a few pixels) for at least 93% of the lines
 of both sides; every CLIP vector has cosine at least 0.999 with the ONNX one. The OCR floor sits
 under what fp16 rounding alone costs: PP-OCRv4 flips borderline glyphs under any harmless change
-(the shipped profile converted for rk3588 agrees on 96.8% of the shared images' lines; RapidOCR
-with a recogniser batch of 8 instead of 6 keeps 95.7% of its own): the check is there to
-catch a conversion that computes something else (a wrong layout, normalisation applied twice).
+(the shipped profile's agreement and RapidOCR's own under a different recogniser batch are in
+BENCHMARKS.md): the check is there to catch a conversion that computes something else (a wrong
+layout, normalisation applied twice).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from models.ocr.compare import match_lines
 
 OCR_MIN_AGREEMENT = 0.93
 CLIP_MIN_COSINE = 0.999
@@ -56,23 +59,6 @@ class CheckResult:
                 "passed": self.passed, "detail": self.detail}
 
 
-def match_lines(reference: Sequence, candidate: Sequence, tolerance: float) -> int:
-    """Lines of ``candidate`` paired one to one with ``reference`` lines of equal text whose
-    corners lie within ``tolerance`` pixels; returns the number of pairs."""
-    used: set[int] = set()
-    for ref in reference:
-        best = None
-        for k, line in enumerate(candidate):
-            if k in used or line.text != ref.text:
-                continue
-            distance = float(np.abs(np.asarray(line.box) - np.asarray(ref.box)).max())
-            if distance <= tolerance and (best is None or distance < best[0]):
-                best = (distance, k)
-        if best is not None:
-            used.add(best[1])
-    return len(used)
-
-
 def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
               samples: Sequence[Sample], progress: Progress) -> CheckResult:
     """Line agreement ``2 * matched / (reference lines + candidate lines)`` over all samples."""
@@ -82,7 +68,7 @@ def check_ocr(reference_pipeline: Callable, candidate_pipeline: Callable,
     for index, (name, rgb) in enumerate(samples, 1):
         ref, cand = reference_pipeline(rgb), candidate_pipeline(rgb)
         tolerance = max(BOX_TOLERANCE, 0.005 * max(rgb.shape[:2]))
-        hits = match_lines(ref, cand, tolerance)
+        hits = match_lines(ref, cand, tolerance).matched
         matched += hits
         ref_total += len(ref)
         cand_total += len(cand)
@@ -123,6 +109,58 @@ def check_vectors(
     detail = f"{len(scores)} samples, lowest on {name}"
     return CheckResult(role, "min cosine", value, CLIP_MIN_COSINE, detail,
                        time.monotonic() - started)
+
+
+def check_faces(reference: object, candidate: object, samples: Sequence[Sample],
+                progress: Progress, threshold: float = 0.5) -> list[CheckResult]:
+    """Two checks on the face pipelines: the detector's nine raw heads (each centred on its
+    mean) on each letterboxed sample, compared as one vector, faces or none; the recogniser on
+    the reference's aligned crops of every face it found plus a centre crop of each sample.
+    The faces each side finds are reported too (fp16 may move a score across the threshold)."""
+    from models.face.detect import letterbox
+    from models.face.pipeline import crops
+
+    def heads(pipeline: object) -> Callable[[np.ndarray], np.ndarray]:
+        detector = pipeline.detector
+
+        def run(rgb: np.ndarray) -> np.ndarray:
+            feed = detector.prepare(letterbox(rgb, detector.size)[0])
+            outputs = detector.session.run({detector.spec.input_name: feed})
+            # centred per head: the heads' constant part (box and landmark biases) would
+            # otherwise agree whatever the input, even a blank one
+            heads = [np.asarray(o, np.float32).ravel() for o in outputs]
+            return np.concatenate([h - h.mean() for h in heads])
+
+        return run
+
+    results = [check_vectors("det", heads(reference), heads(candidate), samples, progress)]
+    faces, found = [], [0, 0]
+    for name, rgb in samples:
+        detections = reference.detect(rgb, threshold)
+        found[0] += len(detections)
+        found[1] += len(candidate.detect(rgb, threshold))
+        faces += [(f"{name}#{i}", crop) for i, crop in enumerate(crops(rgb, detections))]
+        side = min(rgb.shape[:2])
+        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        centre = cv2.resize(rgb[top:top + side, left:left + side], (112, 112))
+        faces.append((f"{name}#centre", centre))
+    progress(f"  faces at score >= {threshold}: {found[0]} (onnxruntime), {found[1]} "
+             "(simulator)")
+    results.append(check_vectors("rec", lambda c: reference.recognizer(c[None])[0],
+                                 lambda c: candidate.recognizer(c[None])[0], faces, progress))
+    return results
+
+
+def load_face_pair(model_dir: Path, candidate_root: Path) -> tuple[object, object]:
+    from models.face.packs import pack_of_files
+    from models.face.pipeline import FacePipeline
+    from models.manifest import MANIFEST_NAME, Manifest
+
+    manifest = Manifest.load(Path(model_dir) / "face" / MANIFEST_NAME)
+    pack = pack_of_files(manifest.models["det"].file, manifest.models["rec"].file)
+    name = pack.name if pack else "buffalo_l"
+    return (FacePipeline.load(model_dir, backend="onnx", pack=name),
+            FacePipeline.load(candidate_root, backend="rknn-sim", pack=name))
 
 
 def load_ocr_pair(model_dir: Path, candidate_root: Path,

@@ -37,7 +37,7 @@ from models.runtime.soc import SUPPORTED_SOCS, rknn_root
 if TYPE_CHECKING:
     from models.ocr.pipeline import OcrPipeline
 
-FAMILIES = (*(g.family for g in GENERATIONS.values()), "clip")
+FAMILIES = (*(g.family for g in GENERATIONS.values()), "clip", "face")
 TARGETS = SUPPORTED_SOCS
 LOG_NAME = "convert.log"
 Progress = Callable[[str], None]
@@ -65,11 +65,12 @@ class Samples:
 
     ocr: Path | None = None
     clip: Path | None = None
+    face: Path | None = None
 
 
 def available_families(model_dir: Path) -> list[str]:
     """Families with an ONNX manifest in ``model_dir`` (what `make convert` converts): every
-    OCR generation installed (and its language variants), and CLIP."""
+    OCR generation installed (and its language variants), CLIP and faces."""
     langs = [f"{g.family}-{lang}" for g in GENERATIONS.values() for lang in LANG_RECOGNISERS]
     return [f for f in (*FAMILIES, *langs) if (family_dir(model_dir, f) / MANIFEST_NAME).is_file()]
 
@@ -226,6 +227,11 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
                 progress(f"{family}: no sample needed a shape of {', '.join(idle)}: built from "
                          "the same plans as the parts checked, not run")
             return [result], idle
+        if family == "face":
+            photos, origin = samples.face_samples(sample_dirs.face)
+            progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
+            reference, candidate = check.load_face_pair(model_dir, staging)
+            return check.check_faces(reference, candidate, photos, progress), []
         photos, origin = samples.clip_samples(sample_dirs.clip)
         progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
         reference, candidate = check.load_clip_pair(model_dir, staging)

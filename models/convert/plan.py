@@ -11,6 +11,9 @@ the runtime feeds exactly what was built:
 - CLIP image: mean/std folded into the model (``(x - mean/scale) / (std/scale)`` per channel:
   the toolkit takes them in pixel units), input uint8 NHWC: the worker hands over raw pixels.
 - CLIP text: token ids as they are; if the toolkit rejects an operator it stays in ONNX.
+- Faces: both models with their normalisation folded in, fed uint8 NHWC; the detector at its
+  one 1x3x640x640 canvas, the recogniser at ``FACE_REC_BATCH`` faces per run (the pipeline
+  pads the last run with black crops).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from models.runtime.parts import part_file, part_role
 # 11.5 Mpx, 1.5 GB; 32 shapes, 29 Mpx, 3.3 GB). Larger shape sets are built in parts, one at a
 # time (models/runtime/parts.py): the shipped profile converts in 2.4 GB instead of some 15.
 PART_PIXELS = 16_000_000
+# Faces per recogniser run on the NPU: benchmarks/bench_face.py measures the cost per face of
+# each batch size and the padding a photo's faces leave (BENCHMARKS.md, "Faces").
+FACE_REC_BATCH = 1
 
 
 class PlanError(ValueError):
@@ -63,11 +69,11 @@ def family_plan(
     family: str, specs: dict[str, ModelSpec], sha256: dict[str, str], target: str,
     source_dir: Path, converted_dir: Path,
 ) -> list[RolePlan]:
-    """The plans of every role of ``family`` (an OCR generation's family, or ``clip``)."""
-    planners = {"ocr": _ocr_role, "clip": _clip_role}
+    """The plans of every role of ``family`` (an OCR generation's family, ``clip``, ``face``)."""
+    planners = {"ocr": _ocr_role, "clip": _clip_role, "face": _face_role}
     kind = "ocr" if is_ocr_family(family) else family
     if kind not in planners:
-        raise PlanError(f"no conversion recipe for family {family!r}; known: ocr..., clip")
+        raise PlanError(f"no conversion recipe for family {family!r}; known: ocr..., clip, face")
     plans = []
     for role, spec in specs.items():
         onnx = relative(source_dir, spec.file, converted_dir)
@@ -131,16 +137,28 @@ def _clip_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) 
 
 
 def _clip_image(spec: ModelSpec, onnx: str, digest: str, target: str) -> RolePlan:
-    if spec.layout != "NCHW" or spec.mean_std_folded or len(spec.shape) != 4:
-        raise PlanError(f"clip/image: expected an NCHW float model with mean/std outside, got "
-                        f"{spec.layout} {spec.dtype}, folded={spec.mean_std_folded}")
+    return _folded("clip/image", "image", spec, onnx, digest, target, tuple(spec.shape))
+
+
+def _folded(label: str, role: str, spec: ModelSpec, onnx: str, digest: str, target: str,
+            shape: tuple[int, ...]) -> RolePlan:
+    """An NCHW float model built at ``shape`` with mean/std folded in, taking uint8 NHWC."""
+    if spec.layout != "NCHW" or spec.mean_std_folded or len(shape) != 4 or min(shape) <= 0:
+        raise PlanError(f"{label}: expected an NCHW float model with mean/std outside, got "
+                        f"{spec.layout} {spec.dtype} {list(shape)}, folded={spec.mean_std_folded}")
     recipe = spec.preprocess
     mean = tuple(m / recipe.scale for m in recipe.mean)  # in 0..255 pixel units
     std = tuple(s / recipe.scale for s in recipe.std)
-    plan = _base(spec, onnx, digest, target, [spec.shape], mean_values=mean, std_values=std)
-    n, c, h, w = spec.shape
+    plan = _base(spec, onnx, digest, target, [shape], mean_values=mean, std_values=std)
+    n, c, h, w = shape
     converted = replace(
         spec, file=rknn_name(spec.file), layout="NHWC", dtype="uint8", shape=(n, h, w, c),
-        mean_std_folded=True,
+        mean_std_folded=True, shapes=[[n, h, w, c]],
     )
-    return RolePlan("image", spec, plan, converted)
+    return RolePlan(role, spec, plan, converted)
+
+
+def _face_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> list[RolePlan]:
+    """The detector at its canvas, the recogniser at FACE_REC_BATCH faces per run."""
+    shape = tuple(spec.shape) if role == "det" else (FACE_REC_BATCH, *spec.shape[1:])
+    return [_folded(f"face/{role}", role, spec, onnx, digest, target, shape)]

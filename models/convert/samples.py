@@ -3,6 +3,11 @@
 Real photos and scans are the better check (``--ocr-samples``/``--clip-samples``; `make convert`
 passes the shared test images when the checkout has them). A board has none, so the fallback
 draws text lines and shapes with OpenCV: enough to catch a model that computes something else.
+
+Files become pixels through `protocol.images`, the module the HTTP front decodes uploads with:
+the check feeds the converted models what the service will feed them (orientation, alpha,
+16-bit, and for CLIP the same reduction and bicubic resize). This is the one import from
+models/ into protocol/ (models/ otherwise knows nothing of the service).
 """
 
 from __future__ import annotations
@@ -11,7 +16,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+
+from protocol.images import (
+    CLIP_DRAFT_SIDE,
+    CLIP_SIZE,
+    OCR_MAX_SIDE,
+    clip_pixels,
+    decode_image,
+    load_rgb,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 CLIP_TEXTS = ("一只猫", "海边的日落", "红色的汽车", "a dog on the grass", "山上的雪", "生日蛋糕")
@@ -27,30 +40,10 @@ def image_files(directory: Path) -> list[Path]:
     return files
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB with the EXIF orientation applied.
-
-    Transparency goes onto a background that contrasts with the visible pixels (white under
-    dark content, black under light), as the HTTP front does, so text drawn on transparency
-    stays readable in the samples.
-    """
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
-            alpha = rgba[..., 3:] / 255.0
-            visible = rgba[..., :3][alpha[..., 0] > 0]
-            luma = visible @ np.array([0.299, 0.587, 0.114], np.float32)
-            light = luma.size > 0 and float(luma.mean()) >= 128
-            background = 0.0 if light else 255.0
-            return (rgba[..., :3] * alpha + background * (1 - alpha)).round().astype(np.uint8)
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def clip_pixels(rgb: np.ndarray, size: tuple[int, int] = (224, 224)) -> np.ndarray:
-    """Chinese-CLIP's input recipe: bicubic straight to ``size``, no crop (as the front does)."""
-    image = Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)
+def as_uploaded(path: Path, max_side: int) -> np.ndarray:
+    """A file as the service hands it to a worker: decoded, oriented and reduced as an upload
+    to the endpoint that reads at most ``max_side`` px is."""
+    return decode_image(path.read_bytes(), max_side=max_side).array
 
 
 def synthetic_text_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
@@ -73,18 +66,19 @@ def synthetic_text_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
 
 
 def synthetic_photos(count: int = 6, seed: int = 0) -> list[np.ndarray]:
-    """224x224 scenes: gradients, circles and boxes in varied colours."""
+    """CLIP-sized scenes: gradients, circles and boxes in varied colours."""
     rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 1, 224, dtype=np.float32)
+    ramp = np.linspace(0, 1, CLIP_SIZE, dtype=np.float32)
     photos = []
     for _ in range(count):
         top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
         weight = ramp[:, None, None]
         image = top[None, None] * (1 - weight) + bottom[None, None] * weight
-        image = np.ascontiguousarray(np.broadcast_to(image, (224, 224, 3)).astype(np.uint8))
+        image = np.ascontiguousarray(np.broadcast_to(image, (CLIP_SIZE, CLIP_SIZE, 3))
+                                     .astype(np.uint8))
         for _ in range(int(rng.integers(2, 6))):
             colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-            centre = tuple(int(v) for v in rng.integers(20, 204, 2))
+            centre = tuple(int(v) for v in rng.integers(20, CLIP_SIZE - 20, 2))
             cv2.circle(image, centre, int(rng.integers(10, 60)), colour, -1)
         photos.append(image)
     return photos
@@ -96,14 +90,47 @@ def ocr_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], s
         images = synthetic_text_images()
         return [(f"synthetic-{i}", img) for i, img in enumerate(images)], "generated text pages"
     files = image_files(directory)
-    return [(p.name, load_rgb(p)) for p in files], f"{len(files)} images from {directory}"
+    images = [(p.name, as_uploaded(p, OCR_MAX_SIDE)) for p in files]
+    return images, f"{len(files)} images from {directory}"
 
 
 def clip_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
-    """(name, 224x224 RGB) pairs and a description of where they came from."""
+    """(name, CLIP-sized RGB) pairs and a description of where they came from: each file
+    decoded and resized exactly as /clip/img does it."""
     if directory is None:
         photos = synthetic_photos()
         return [(f"synthetic-{i}", img) for i, img in enumerate(photos)], "generated pictures"
     files = image_files(directory)
-    pictures = [(p.name, clip_pixels(load_rgb(p))) for p in files]
+    pictures = [(p.name, clip_pixels(as_uploaded(p, CLIP_DRAFT_SIDE))) for p in files]
     return pictures, f"{len(files)} images from {directory}"
+
+
+def synthetic_faces(count: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Scenes of coarse colour-noise ovals of face sizes on flat backgrounds: they drive a
+    detector's heads everywhere (the check compares the heads' raw outputs, faces or not)."""
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for _ in range(count):
+        height, width = int(rng.integers(300, 900)), int(rng.integers(300, 900))
+        scene = np.full((height, width, 3), int(rng.integers(120, 240)), np.uint8)
+        for _ in range(int(rng.integers(2, 9))):
+            side = int(rng.integers(40, min(height, width) // 2))
+            cells = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            tile = cv2.resize(cells, (side, side), interpolation=cv2.INTER_NEAREST)
+            mask = np.zeros((side, side), np.uint8)
+            cv2.ellipse(mask, (side // 2, side // 2), (side // 3, side * 4 // 9), 0, 0, 360, 1, -1)
+            y, x = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
+            region = scene[y:y + side, x:x + side]
+            region[mask > 0] = tile[mask > 0]
+        scenes.append(scene)
+    return scenes
+
+
+def face_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """(name, RGB photo) pairs for the face check and where they came from; full size, as
+    /represent decodes them."""
+    if directory is None:
+        scenes = synthetic_faces()
+        return [(f"synthetic-{i}", img) for i, img in enumerate(scenes)], "generated scenes"
+    files = image_files(directory)
+    return [(p.name, load_rgb(p)) for p in files], f"{len(files)} images from {directory}"

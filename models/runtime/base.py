@@ -1,7 +1,8 @@
 """The one interface every inference backend offers the model code.
 
 Model code (OCR, CLIP) only feeds named arrays and reads outputs, so the same pipeline runs on
-onnxruntime on a laptop and on the RK3588 NPU once an ``rknn`` backend is added behind this seam.
+onnxruntime on a laptop, on the RK3588 NPU (``rknn``) and in rknn-toolkit2's simulator
+(``rknn-sim``) behind this seam.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ class OnnxSession:
     ) -> None:
         """``arena`` and ``spinning`` are speed settings, measured in benchmarks/bench_ocr.py
         (BENCHMARKS.md): the memory arena reuses buffers between operators instead of asking
-        the system for every activation (the OCR detector runs ~20% faster); busy-waiting
-        intra-op threads only steal the cores sibling workers are using (~20% slower with 2
-        threads on a shared machine). The arena would keep the largest input's buffers for good,
+        the system for every activation (the OCR detector runs markedly faster); busy-waiting
+        intra-op threads only steal the cores sibling workers are using (slower with 2 threads
+        on a shared machine). The arena would keep the largest input's buffers for good,
         so after a run whose inputs hold more than ``shrink_above`` values it hands back what
         that run grew (None: never)."""
         opts = ort.SessionOptions()

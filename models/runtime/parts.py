@@ -28,8 +28,8 @@ from models.runtime.static import FeedError
 log = logging.getLogger(__name__)
 
 PART_MARK = "@"
-# Parts of one role kept open per worker; the least recently used closes. The shipped detector
-# comes in 10 parts; 2000 px photos of the common aspects, both orientations, use 4 of them.
+# Parts of one role kept open per worker; the least recently used closes. Enough for the parts
+# that 2000 px photos of the common aspects use, in both orientations (BENCHMARKS.md).
 MAX_OPEN_PARTS = 5
 SIMULATOR_OPEN_PARTS = 1  # rknn-sim rebuilds each part in memory (GBs): one at a time
 

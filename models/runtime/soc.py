@@ -91,12 +91,16 @@ def rknnlite_status() -> tuple[bool, str]:
 
 @dataclass(frozen=True)
 class Choice:
-    """What ``auto`` resolves to, and why (one sentence a user can act on)."""
+    """What ``auto`` resolves to, and why (one sentence a user can act on). When the NPU is
+    not chosen on a supported SoC, ``blocker`` names what is missing in a few words and ``fix``
+    is the command that supplies it (the status page's headline shows both)."""
 
     backend: str
     reason: str
     soc: str | None = None
     root: Path | None = None
+    blocker: str = ""
+    fix: str = ""
 
 
 def choose_backend(model_dir: Path, compatible: Path | None = None) -> Choice:
@@ -107,12 +111,15 @@ def choose_backend(model_dir: Path, compatible: Path | None = None) -> Choice:
                               f"({', '.join(SUPPORTED_SOCS)})")
     ok, detail = rknnlite_status()
     if not ok:
+        fix = "pip install 'mtai-rknn[rknn]'"
         return Choice("onnx", f"{soc} found but rknn-toolkit-lite2 does not import ({detail}); "
-                              "install it: pip install 'mtai-rknn[rknn]'", soc)
+                              f"install it: {fix}", soc,
+                      blocker="rknn-toolkit-lite2 does not import", fix=fix)
     root = find_rknn_root(model_dir, soc)
     if root is None:
         return Choice("onnx", f"{soc} and rknnlite {detail} found but no converted models in "
-                              f"{rknn_root(model_dir, soc)}; run `mtai convert`", soc)
+                              f"{rknn_root(model_dir, soc)}; run `mtai convert`", soc,
+                      blocker="no converted models", fix="run `mtai convert`")
     families = ", ".join(converted_families(root))
     return Choice("rknn", f"{soc}, rknnlite {detail}, converted models in {root} ({families})",
                   soc, root)
