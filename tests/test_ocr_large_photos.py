@@ -1,8 +1,8 @@
 """Large photos end to end: 12 MP and 24 MP JPEGs with known text (generated ground truth).
 
-The front decodes JPEGs over 4000 px at reduced scale (DCT scaling), which measured more
-accurate than a full decode followed by RapidOCR's resize, at a quarter of the front's CPU time
-(BENCHMARKS.md, "Large photos: which decode"). So the service's text on such photos is not
+The front decodes JPEGs over 4000 px at reduced scale (DCT scaling), which measured at least
+as accurate as a full decode followed by RapidOCR's resize, at a quarter of the front's CPU
+time (BENCHMARKS.md, "Large photos: which decode"). So the service's text on such photos is not
 RapidOCR's on the full decode: these tests pin that it is exactly the in-process pipeline's on
 the same decode, that boxes come back in the uploaded photo's pixels, and that the known text
 is read.
