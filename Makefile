@@ -54,7 +54,7 @@ install: $(STAMP)
 # dependencies, after the CPU torch wheel, followed by the dependencies it needs with its caps
 # (onnxruntime moves back to the last release that accepts protobuf<=4.25.4).
 TOOLKIT_DEPS := "numpy<=1.26.4" "onnx<=1.18" "protobuf<=4.25.4" psutil ruamel.yaml scipy tqdm \
-	fast-histogram opencv-python-headless onnxruntime "setuptools<70"
+	fast-histogram opencv-python-headless onnxruntime "setuptools<70" "onnxslim>=0.1.90"
 toolkit: $(TOOLKIT_STAMP)
 
 $(TOOLKIT_STAMP): $(STAMP)
@@ -95,16 +95,23 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile setup.cfg --extra rknn --extra dev --universal --python-version 3.9 \
 	  -c deploy/constraints.in -o $(CONSTRAINTS)
 
-# Debian/Armbian ship Python without venv/ensurepip; install it when it is missing.
+# Debian/Armbian ship Python without venv/ensurepip; install it when it is missing. The OCR
+# ground truth (tests, benchmarks/ocr_accuracy.py) renders text in Debian's Noto CJK and DejaVu.
+FONTS := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc \
+	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 system-deps:
 	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { \
 	  echo "installing python3-venv with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q python3-venv python3-dev; }
+	@for font in $(FONTS); do [ -f "$$font" ] || missing=1; done; [ -z "$$missing" ] || { \
+	  echo "installing fonts-noto-cjk and fonts-dejavu-core with apt-get (OCR ground truth)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q fonts-noto-cjk fonts-dejavu-core; }
 
 # The status-page test renders in headless Chromium, from Debian's package, driven by
 # Playwright (the dev extra) through its executable_path: no browser build is downloaded.
-test-deps:
+test-deps: system-deps
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  echo "installing chromium with apt-get (for the status page test)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

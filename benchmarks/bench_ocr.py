@@ -1,4 +1,8 @@
-"""Our OCR pipeline against RapidOCR 1.4.4 on the same images, same ONNX files, same threads.
+"""Our OCR pipeline against RapidOCR on the same images, same ONNX files, same threads.
+
+``--model`` picks the generation (models/ocr/generations.py); the reference is the RapidOCR
+release it follows (1.4.4 for ppocrv4, 3.10.0 for the others; ``--reference`` overrides it:
+``--model ppocrv4 --reference 3.10`` times RapidOCR 3.10.0 on the v4 files).
 
 Both engines run alternately on every image (the machines are shared and noisy, so only ratios
 measured side by side mean anything), after a warm-up pass, for several rounds; the script prints
@@ -14,6 +18,7 @@ classifier call instead of 6), lut (pixel tables writing the model's channel ord
 BGR copy plus cast/scale/shift/divide/transpose passes).
 
     python benchmarks/bench_ocr.py [--threads 1] [--rounds 5] [--variants shipped,baseline]
+    python benchmarks/bench_ocr.py --model ppocrv6-small --rounds 3
     python benchmarks/bench_ocr.py --memory shipped     # RSS after a pass, ours only
 """
 
@@ -35,11 +40,15 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.manifest import MANIFEST_NAME, Manifest, Preprocess, default_model_dir  # noqa: E402
+from ocr_reference import rapidocr_engine  # noqa: E402
+
+from models.manifest import MANIFEST_NAME, Manifest, Preprocess  # noqa: E402
+from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, generation  # noqa: E402
 from models.ocr.pipeline import OcrPipeline  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
 from protocol.images import decode_image  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 LEVERS = ("arena", "shrink", "nospin", "rec1", "clsall", "lut")
@@ -76,10 +85,14 @@ class LegacyPixels:
         return out
 
 
-def load_ours(model_dir: Path, threads: int, levers: frozenset[str]) -> Engine:
-    """Our pipeline with exactly ``levers`` switched on."""
-    directory = model_dir / "ocr"
+def load_ours(model_dir: Path, threads: int, levers: frozenset[str],
+              model: str = "ppocrv4") -> Engine:
+    """Our pipeline on ``model`` with exactly ``levers`` switched on."""
+    gen = generation(model)
+    directory = model_dir / gen.family
     specs = Manifest.load(directory / MANIFEST_NAME).models
+    charset = specs.pop(CHARSET_ROLE, None)
+    dictionary = None if charset is None else (directory / charset.file).read_bytes()
     sessions = {
         role: OnnxSession(
             directory / spec.file,
@@ -90,7 +103,7 @@ def load_ours(model_dir: Path, threads: int, levers: frozenset[str]) -> Engine:
         )
         for role, spec in specs.items()
     }
-    pipeline = OcrPipeline.from_sessions(sessions, specs)
+    pipeline = OcrPipeline.from_sessions(sessions, specs, recipe=gen.recipe, dictionary=dictionary)
     pipeline.recognizer.batch = 1 if "rec1" in levers else 6
     pipeline.classifier.batch = 1000 if "clsall" in levers else 6
     if "lut" not in levers:
@@ -103,7 +116,18 @@ def load_ours(model_dir: Path, threads: int, levers: frozenset[str]) -> Engine:
     return run
 
 
-def load_reference(model_dir: Path, threads: int) -> Engine:
+def load_reference(model_dir: Path, threads: int, model: str = "ppocrv4",
+                   release: str = "auto") -> Engine:
+    """RapidOCR 1.4.4 or 3.10.0 (``auto``: the one ``model`` follows) on our model files."""
+    if release == "auto":
+        release = "1.4.4" if generation(model).recipe.name == "rapidocr-1.4.4" else "3.10"
+    if release == "3.10":
+        engine310 = rapidocr_engine(model_dir, model, threads)
+        return lambda rgb: [(line["box"], line["text"], line["score"]) for line in engine310(rgb)]
+    return load_reference_144(model_dir, threads)
+
+
+def load_reference_144(model_dir: Path, threads: int) -> Engine:
     """RapidOCR 1.4.4 on our model files; its intra-op threads set as ours (its config takes
     ``intra_op_num_threads``/``inter_op_num_threads`` and copies them to det, cls and rec)."""
     from rapidocr_onnxruntime import RapidOCR
@@ -180,11 +204,15 @@ def machine() -> str:
 def bench(args: argparse.Namespace) -> None:
     model_dir = Path(args.model_dir)
     variants = {name: parse_variant(name) for name in args.variants.split(",")}
-    engines: dict[str, Engine] = {"rapidocr": load_reference(model_dir, args.threads)}
-    engines.update({name: load_ours(model_dir, args.threads, lv) for name, lv in variants.items()})
+    engines: dict[str, Engine] = {
+        "rapidocr": load_reference(model_dir, args.threads, args.model, args.reference)
+    }
+    engines.update({name: load_ours(model_dir, args.threads, lv, args.model)
+                    for name, lv in variants.items()})
     data = images()
     print(f"machine: {machine()}")
-    print(f"threads {args.threads}, rounds {args.rounds}, {len(data)} images; variants:")
+    print(f"model {args.model}, reference RapidOCR {args.reference}; threads {args.threads}, "
+          f"rounds {args.rounds}, {len(data)} images; variants:")
     for name, levers in variants.items():
         print(f"  {name}: {', '.join(sorted(levers)) or 'no lever'}")
     outputs: dict[str, dict[str, list]] = {name: {} for name in engines}
@@ -245,7 +273,7 @@ def report(data, variants, wall, cpu, outputs, rounds) -> None:
 
 def memory(args: argparse.Namespace) -> None:
     """RSS of a process that ran one variant over every image once (ours only)."""
-    engine = load_ours(Path(args.model_dir), args.threads, parse_variant(args.memory))
+    engine = load_ours(Path(args.model_dir), args.threads, parse_variant(args.memory), args.model)
     for _, image in images():
         engine(image)
     rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -258,8 +286,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads, both engines")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default="shipped", help="comma-separated, see the docstring")
-    parser.add_argument("--model-dir", default=str(default_model_dir()))
+    parser.add_argument("--model-dir", default=str(Settings.from_env().model_dir))
     parser.add_argument("--memory", metavar="VARIANT", help="only report RSS of one variant")
+    parser.add_argument("--model", default="ppocrv4", choices=OCR_MODELS)
+    parser.add_argument("--reference", default="auto", choices=("auto", "1.4.4", "3.10"))
     args = parser.parse_args()
     memory(args) if args.memory else bench(args)
 

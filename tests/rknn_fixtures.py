@@ -86,14 +86,16 @@ def deny_rknpu_reads(monkeypatch) -> None:
     monkeypatch.setattr(Path, "read_bytes", deny)
 
 
-def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile) -> Path:
-    """``directory/ocr``: the fetched OCR models (linked) under a manifest listing ``profile``."""
-    (directory / "ocr").mkdir(parents=True)
-    for file in (model_dir / "ocr").iterdir():
+def ocr_with_profile(model_dir: Path, directory: Path, profile: ShapeProfile,
+                     family: str = "ocr") -> Path:
+    """``directory/<family>``: the fetched OCR models (linked) under a manifest listing
+    ``profile``."""
+    (directory / family).mkdir(parents=True)
+    for file in (model_dir / family).iterdir():
         if file.name != MANIFEST_NAME:
-            (directory / "ocr" / file.name).symlink_to(file)
-    raw = json.loads((model_dir / "ocr" / MANIFEST_NAME).read_text())
+            (directory / family / file.name).symlink_to(file)
+    raw = json.loads((model_dir / family / MANIFEST_NAME).read_text())
     for role, shapes in profile.shapes().items():
         raw["models"][role]["shapes"] = shapes
-    (directory / "ocr" / MANIFEST_NAME).write_text(json.dumps(raw))
+    (directory / family / MANIFEST_NAME).write_text(json.dumps(raw))
     return directory

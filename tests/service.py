@@ -102,6 +102,7 @@ def start_service(workdir: Path, model_dir: Path, port: int | None = None, **env
         "CPU_THREADS": "1",
         "HTTP_WORKERS": "1",
         "HTTP_THREADS": "8",
+        "OCR_MODEL": "ppocrv4",  # what the shared references were read with; tests may override
         **env,
     }
     with open(log_path, "wb") as log:

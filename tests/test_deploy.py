@@ -46,7 +46,7 @@ EXEC_START = "/opt/mtai/venv/bin/mtai serve"
 # Installer settings a developer's shell might carry; every test states its own.
 INSTALLER_ENV = ("DESTDIR", "DRY_RUN", "PURGE", "SKIP_VENV", "SKIP_MODELS", "MODELS", "EXTRAS",
                  "API_AUTH_KEY", "MTAI_OCR_WHEEL", "CLIP_MODEL_URL", "ROLE", "NODE_CONNECT",
-                 "NODE_SERVER_KEY")
+                 "NODE_SERVER_KEY", "OCR_MODEL", "OCR_LANG", "OCR_LANG_URL")
 
 
 def tool(name: str) -> str:
@@ -438,7 +438,8 @@ def test_venv_install_serves_with_the_settings_it_wrote(tmp_path: Path):
     assert (venv / "bin/mtai").read_text().splitlines()[0] == "#!/opt/mtai/venv/bin/python"
     assert not [p for p in (venv / "bin").iterdir()
                 if not p.is_symlink() and str(root).encode() in p.read_bytes()]
-    assert (root / "var/lib/mtai/models/ocr/manifest.json").is_file(), out
+    # the default OCR_MODEL, ppocrv6-small, in its own family directory
+    assert (root / "var/lib/mtai/models/ocr-ppocrv6-small/manifest.json").is_file(), out
     probe = ("import protocol.settings as s, workers.cli as c; "
              "print(s.Settings.from_env().model_dir); print(c.__file__)")
     clean_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "PYTHONPATH")}

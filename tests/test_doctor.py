@@ -124,3 +124,14 @@ def test_face_family_is_listed_installed_or_not(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "models face: sha256 verified: det_10g.onnx, w600k_r50.onnx" in out
     assert "`mtai models fetch face`" not in out
+def test_doctor_checks_the_configured_ocr_model(tmp_path, models, model_dir, monkeypatch,
+                                               capsys):
+    (models / "ocr").symlink_to(model_dir / "ocr", target_is_directory=True)
+    fake_rknnlite.install(monkeypatch)
+    root = board(tmp_path / "root")
+    monkeypatch.setenv("MODEL_DIR", str(models))
+    monkeypatch.setenv("OCR_MODEL", "ppocrv5-mobile")
+    main(["doctor", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert "models ocr-ppocrv5-mobile: not installed" in out and "`mtai models fetch ocr`" in out
+    assert "models ocr: sha256 verified" in out  # v4, installed beside it

@@ -179,7 +179,8 @@ def test_worker_loads_converted_families_on_its_core(tmp_path, model_dir, fake, 
     install_tiny(tmp_path)
     fake_convert(tmp_path, "clip")
     monkeypatch.setattr(soc_module, "COMPATIBLE", device_tree(tmp_path / "root"))
-    settings = Settings.from_env({"MODEL_DIR": str(tmp_path), "CPU_THREADS": "1"})
+    settings = Settings.from_env({"MODEL_DIR": str(tmp_path), "CPU_THREADS": "1",
+                                  "OCR_MODEL": "ppocrv4"})
     runner, info = load_runner(settings, "rknn", 2)
     assert info["device"] == "npu core 2" and set(info["models"]) == {"ocr", "clip"}
     assert [(Path(c.path).name, c.core_mask) for c in fake.contexts] == [("vit-b-16.img.rknn", 4)]

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from models.face.packs import PACKS
+from models.ocr.generations import OCR_LANGS, OCR_MODELS
 from models.runtime import BACKENDS
 from models.runtime.soc import SUPPORTED_SOCS
 from protocol.settings import (
     BACKEND_CHOICES,
     FACE_PACKS,
+    OCR_LANG_CHOICES,
+    OCR_MODEL_CHOICES,
     SETTINGS_ENV,
     SOC_CHOICES,
     Settings,
@@ -149,6 +152,7 @@ def test_the_env_example_names_only_declared_settings():
 def test_choice_lists_equal_what_models_implement():
     assert set(BACKEND_CHOICES) == {"auto", *BACKENDS}
     assert SOC_CHOICES == SUPPORTED_SOCS
+    assert OCR_MODEL_CHOICES == OCR_MODELS and OCR_LANG_CHOICES == OCR_LANGS
     assert tuple(PACKS) == FACE_PACKS
 
 

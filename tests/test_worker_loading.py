@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from models.fetch import fetch_ocr
 from protocol.settings import Settings
 from protocol.wire import ERROR, REQUEST, UNAVAILABLE, Message
 from tests.clip_fixtures import cosine, front_pixels, reference
@@ -19,7 +21,8 @@ def run(runner, task: str, options: dict | None = None, arrays: list | None = No
 
 def settings(model_dir: Path, **env: str) -> Settings:
     """The settings a worker of `mtai serve` gets with this environment."""
-    return Settings.from_env({"MODEL_DIR": str(model_dir), "CPU_THREADS": "1", **env})
+    return Settings.from_env({"MODEL_DIR": str(model_dir), "CPU_THREADS": "1",
+                              "OCR_MODEL": "ppocrv4", **env})
 
 
 def test_worker_loads_ocr_and_clip_and_defers_the_text_model(full_model_dir: Path, shared: Path):
@@ -92,3 +95,17 @@ def test_a_face_pack_other_than_face_model_is_reported_not_served(full_model_dir
     answer = run(runner, "face", {}, [np.zeros((8, 8, 3), np.uint8)])
     assert answer.error["code"] == UNAVAILABLE
     assert "mtai models fetch face" in answer.error["message"]
+def test_worker_loads_the_configured_ocr_model(model_dir: Path, tmp_path: Path):
+    fetch_ocr(model_dir, lambda _: None, model="ppocrv6-tiny")
+    runner, info = load_runner(settings(model_dir, OCR_MODEL="ppocrv6-tiny"), "onnx", 0)
+    assert info["models"]["ocr"] == "PP-OCRv6 tiny (det/cls/rec)"
+    assert info["ocr_model"] == "ppocrv6-tiny"
+    image = np.full((120, 600, 3), 255, np.uint8)
+    cv2.putText(image, "OPEN 24 HOURS", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 3)
+    reply = run(runner, "ocr", arrays=[image])
+    read = " ".join(line["text"] for line in reply.result["lines"])
+    assert "OPEN" in read and "HOURS" in read, read
+    empty, _ = load_runner(settings(tmp_path, OCR_MODEL="ppocrv5-mobile"), "onnx", 0)
+    answer = run(empty, "ocr", arrays=[image])
+    assert answer.kind == ERROR and answer.error["code"] == UNAVAILABLE
+    assert "mtai models fetch ocr --ocr-model ppocrv5-mobile" in answer.error["message"]

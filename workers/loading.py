@@ -18,6 +18,7 @@ import numpy as np
 from models.clip import ClipModels
 from models.face import FacePipeline
 from models.manifest import MANIFEST_NAME, Manifest, ManifestError, ModelIntegrityError, family_dir
+from models.ocr.generations import family_name, generation
 from models.ocr.pipeline import OcrPipeline
 from models.runtime.soc import place_family
 from protocol.settings import Settings
@@ -44,7 +45,8 @@ def load_runner(
     device = {"rknn": f"npu core {core}", "rknn-sim": "rknn-toolkit2 simulator (x86)"}.get(
         backend, f"cpu, {threads or 'all'} threads")
     target = settings.rknn_target
-    ocr_dir, ocr_backend = place_family(model_dir, "ocr", backend, target)  # NPU: converted copy
+    ocr_family = family_name(settings.ocr_model, settings.ocr_lang)  # OCR_MODEL, OCR_LANG
+    ocr_dir, ocr_backend = place_family(model_dir, ocr_family, backend, target)  # NPU: converted
     clip_dir, clip_backend = place_family(model_dir, "clip", backend, target)
     face_dir, face_backend = place_family(model_dir, "face", backend, target)
     info: dict[str, Any] = {"backend": backend, "core": core, "device": device, "models": {}}
@@ -52,12 +54,16 @@ def load_runner(
     started = time.monotonic()
 
     ocr = _load("ocr", lambda: OcrPipeline.load(ocr_dir, threads=threads, backend=ocr_backend,
-                                                 core=core), runner, model_dir)
+                                                 core=core, family=ocr_family),
+                runner, model_dir, f" --ocr-model {settings.ocr_model}")
     if ocr is not None:
         ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # warm-up: arenas before READY
         runner.handlers["ocr"] = ocr_handler(ocr)
-        info["models"]["ocr"] = "PP-OCRv4 (det/cls/rec)"
-        versions.update(dict.fromkeys(FAMILY_TASKS["ocr"], model_version(model_dir, "ocr")))
+        lang = f", {settings.ocr_lang} recogniser" if settings.ocr_lang else ""
+        info["models"]["ocr"] = generation(settings.ocr_model).title + lang
+        info["ocr_model"] = settings.ocr_model
+        # the family directory in use: one generation (and language) never mixes with another
+        versions.update(dict.fromkeys(FAMILY_TASKS["ocr"], model_version(model_dir, ocr_family)))
 
     clip = _load("clip", lambda: ClipModels.load(
         clip_dir, backend=clip_backend, threads=threads, core=core,
@@ -102,11 +108,13 @@ def model_version(model_dir: Any, family: str) -> str:
     return f"{family}-{hashlib.sha256(json.dumps(pinned).encode()).hexdigest()[:12]}"
 
 
-def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any) -> Any:
+def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: Any,
+          fetch: str = "") -> Any:
     """Run a loader; on absent or damaged files record why the family's tasks are missing.
 
     The reason goes to clients that may hold no API key (Immich's routes are open), so it names
-    no file or directory; the log line beside it does.
+    no file or directory; the log line beside it does. ``fetch``: the options of the fetch
+    command that installs what is missing (the OCR model).
     """
     try:
         return load()
@@ -117,5 +125,5 @@ def _load(family: str, load: Callable[[], Any], runner: TaskRunner, model_dir: A
         log.error("%s models in %s failed verification: %s", family, model_dir, exc)
         reason = f"the {family.upper()} model files are damaged (see the service log)"
     for task in FAMILY_TASKS[family]:
-        runner.missing[task] = f"{reason}; run `mtai models fetch {family}`"
+        runner.missing[task] = f"{reason}; run `mtai models fetch {family}{fetch}`"
     return None

@@ -163,13 +163,15 @@ def load_face_pair(model_dir: Path, candidate_root: Path) -> tuple[object, objec
             FacePipeline.load(candidate_root, backend="rknn-sim", pack=name))
 
 
-def load_ocr_pair(model_dir: Path, candidate_root: Path) -> tuple[Callable, Callable]:
+def load_ocr_pair(model_dir: Path, candidate_root: Path,
+                  family: str = "ocr") -> tuple[Callable, Callable]:
     """The ONNX pipeline and the simulated converted one, both on the static shape profile,
     so the comparison measures the conversion and nothing else."""
     from models.ocr.pipeline import OcrPipeline
 
-    reference = OcrPipeline.load(model_dir, backend="onnx", static_shapes=True)
-    candidate = OcrPipeline.load(candidate_root, backend="rknn-sim", static_shapes=True)
+    reference = OcrPipeline.load(model_dir, backend="onnx", static_shapes=True, family=family)
+    candidate = OcrPipeline.load(candidate_root, backend="rknn-sim", static_shapes=True,
+                                 family=family)
     return reference, candidate
 
 

@@ -29,6 +29,7 @@ from models.convert import check, samples, toolkit
 from models.convert.plan import PlanError, RolePlan, family_plan
 from models.manifest import MANIFEST_NAME, Manifest, family_dir, sha256_file
 from models.ocr.detect import det_input_size
+from models.ocr.generations import GENERATIONS, LANG_RECOGNISERS, is_ocr_family
 from models.runtime.artifacts import BUILD_NAME, BuildEntry, BuildRecord
 from models.runtime.parts import ShapeRouter, base_role
 from models.runtime.soc import SUPPORTED_SOCS, rknn_root
@@ -36,7 +37,7 @@ from models.runtime.soc import SUPPORTED_SOCS, rknn_root
 if TYPE_CHECKING:
     from models.ocr.pipeline import OcrPipeline
 
-FAMILIES = ("ocr", "clip", "face")
+FAMILIES = (*(g.family for g in GENERATIONS.values()), "clip", "face")
 TARGETS = SUPPORTED_SOCS
 LOG_NAME = "convert.log"
 Progress = Callable[[str], None]
@@ -68,8 +69,10 @@ class Samples:
 
 
 def available_families(model_dir: Path) -> list[str]:
-    """Families with an ONNX manifest in ``model_dir`` (what `make convert` converts)."""
-    return [f for f in FAMILIES if (family_dir(model_dir, f) / MANIFEST_NAME).is_file()]
+    """Families with an ONNX manifest in ``model_dir`` (what `make convert` converts): every
+    OCR generation installed (and its language variants), CLIP and faces."""
+    langs = [f"{g.family}-{lang}" for g in GENERATIONS.values() for lang in LANG_RECOGNISERS]
+    return [f for f in (*FAMILIES, *langs) if (family_dir(model_dir, f) / MANIFEST_NAME).is_file()]
 
 
 def convert_family(
@@ -137,8 +140,7 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
                  f"{shapes} input shape{'s' if shapes > 1 else ''})")
         onnx_path = source / item.source.file
         try:
-            with _ticking(progress, f"{family}/{item.role}"):
-                built = toolkit.build(item.plan, onnx_path, stage / LOG_NAME)
+            built, item = _build_role(item, onnx_path, stage, family, progress)
         except toolkit.UnsupportedOperator as exc:
             if not item.may_stay_onnx:
                 raise ConversionError(f"{family}/{item.role}: {exc}; nothing written") from exc
@@ -174,6 +176,28 @@ def _build_all(plans: list[RolePlan], family: str, target: str, version: str, so
     return BuildRecord(family=family, target=target, toolkit=version, models=entries)
 
 
+def _build_role(item: RolePlan, onnx_path: Path, stage: Path, family: str,
+                progress: Progress) -> tuple[toolkit.Built, RolePlan]:
+    """Build one role; an OCR model the toolkit fails on as it is gets a second try from the
+    onnxslim-simplified graph (rknn-toolkit2 2.5.0 crashes in a fusion pass on the raw PP-OCRv6
+    recognisers), recorded in its plan so the simulator rebuilds the same."""
+    label = f"{family}/{item.role}"
+    try:
+        with _ticking(progress, label):
+            return toolkit.build(item.plan, onnx_path, stage / LOG_NAME), item
+    except toolkit.UnsupportedOperator:
+        raise
+    except toolkit.ToolkitError as exc:
+        if not is_ocr_family(family) or item.plan is None or item.plan.simplify:
+            raise
+        progress(f"{label}: the toolkit failed on the graph as it is ({str(exc).splitlines()[0]}"
+                 "); retrying on the onnxslim-simplified graph")
+    plan = replace(item.plan, simplify=True)
+    item = replace(item, plan=plan)
+    with _ticking(progress, label):
+        return toolkit.build(plan, onnx_path, stage / LOG_NAME), item
+
+
 def _onnx_metadata(path: Path) -> dict[str, str]:
     """The ONNX custom metadata (the OCR recogniser's character list lives there)."""
     import onnx  # a dependency of rknn-toolkit2, present wherever conversion runs
@@ -190,13 +214,13 @@ def _self_check(family: str, model_dir: Path, staging: Path, record: BuildRecord
     if not converted:
         return [], []
     try:
-        if family == "ocr":
+        if is_ocr_family(family):
             items, origin = samples.ocr_samples(sample_dirs.ocr)
             # in detector-size order, so a detector converted in parts is rebuilt in the
             # simulator mostly one part after the other (models/runtime/parts.py)
             items = sorted(items, key=lambda item: det_input_size(*item[1].shape[:2]))
             progress(f"{family}: self-check, simulator against onnxruntime on {origin}")
-            reference, candidate = check.load_ocr_pair(model_dir, staging)
+            reference, candidate = check.load_ocr_pair(model_dir, staging, family)
             result = check.check_ocr(reference, candidate, items, progress)
             idle = _parts_not_run(candidate, record)
             if idle:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.manifest import ModelSpec
+from models.ocr.generations import CHARSET_ROLE, is_ocr_family
 from models.runtime.artifacts import BuildPlan
 from models.runtime.parts import part_file, part_role
 
@@ -68,14 +69,15 @@ def family_plan(
     family: str, specs: dict[str, ModelSpec], sha256: dict[str, str], target: str,
     source_dir: Path, converted_dir: Path,
 ) -> list[RolePlan]:
-    """The plans of every role of ``family`` (``ocr`` or ``clip``)."""
+    """The plans of every role of ``family`` (an OCR generation's family, ``clip``, ``face``)."""
     planners = {"ocr": _ocr_role, "clip": _clip_role, "face": _face_role}
-    if family not in planners:
-        raise PlanError(f"no conversion recipe for family {family!r}; known: {sorted(planners)}")
+    kind = "ocr" if is_ocr_family(family) else family
+    if kind not in planners:
+        raise PlanError(f"no conversion recipe for family {family!r}; known: ocr..., clip, face")
     plans = []
     for role, spec in specs.items():
         onnx = relative(source_dir, spec.file, converted_dir)
-        plans += planners[family](role, spec, onnx, sha256.get(role, spec.sha256), target)
+        plans += planners[kind](role, spec, onnx, sha256.get(role, spec.sha256), target)
     return plans
 
 
@@ -89,6 +91,8 @@ def _base(spec: ModelSpec, onnx: str, digest: str, target: str,
 
 
 def _ocr_role(role: str, spec: ModelSpec, onnx: str, digest: str, target: str) -> list[RolePlan]:
+    if role == CHARSET_ROLE:
+        return [RolePlan(role, spec, None, spec)]  # the dictionary: copied as it is
     if not spec.shapes:
         raise PlanError(
             f"ocr/{role}: the OCR manifest lists no static shapes for the NPU; fetch the OCR "

@@ -162,6 +162,8 @@ def build(plan: BuildPlan, onnx_path: Path, log_path: Path | None = None) -> Bui
     from rknn.api import RKNN
 
     started = time.monotonic()
+    if plan.simplify:
+        onnx_path = simplified(onnx_path, plan.onnx_sha256)
     with quiet(log_path) as logfile:
         offset = logfile.stat().st_size
         rknn = RKNN(verbose=False)
@@ -178,6 +180,29 @@ def build(plan: BuildPlan, onnx_path: Path, log_path: Path | None = None) -> Bui
     built = Built(plan, rknn, time.monotonic() - started, fallback)
     _BUILT[plan.key()] = built
     return built
+
+
+_SIMPLIFIED: dict[str, Path] = {}
+
+
+def simplified(onnx_path: Path, digest: str) -> Path:
+    """``onnx_path`` simplified by onnxslim (input shapes left dynamic), once per process; the
+    simplified file lives in a temporary directory and is rebuilt from the source if gone."""
+    cached = _SIMPLIFIED.get(digest)
+    if cached is not None and cached.is_file():
+        return cached
+    try:
+        import onnx
+        import onnxslim
+    except ImportError as exc:
+        raise ToolkitError(f"this model needs onnxslim to convert ({exc}); pip install onnxslim "
+                           "(the `convert` extra)") from exc
+    target = Path(tempfile.mkdtemp(prefix="mtai-slim-")) / f"{onnx_path.stem}.slim.onnx"
+    with quiet(None):
+        model = onnxslim.slim(onnx.load(str(onnx_path)))
+    onnx.save(model, str(target))
+    _SIMPLIFIED[digest] = target
+    return target
 
 
 def _config(plan: BuildPlan) -> dict[str, Any]:

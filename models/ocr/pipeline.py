@@ -1,4 +1,5 @@
-"""PP-OCRv4 end to end: RGB image in, text lines with boxes out, matching RapidOCR 1.4.4 defaults.
+"""PP-OCR end to end: RGB image in, text lines with boxes out, matching the RapidOCR release each
+generation follows (models/ocr/recipe.py: 1.4.4 for PP-OCRv4, 3.10.0 for the newer ones).
 
 Channel order: the reference (shared/testdata/ocr_reference_rapidocr.json) was made by handing
 RapidOCR PIL images, which it converts to BGR. Rerun on the same decoded pixels, RapidOCR given BGR
@@ -22,8 +23,17 @@ import numpy as np
 from models.manifest import MANIFEST_NAME, Manifest, ModelSpec, family_dir
 from models.ocr.classify import AngleClassifier
 from models.ocr.detect import TextDetector
-from models.ocr.geometry import crop_quad, fit_sides, letterbox, reading_order, to_input_pixels
+from models.ocr.generations import CHARSET_ROLE, generation_of_family
+from models.ocr.geometry import (
+    crop_quad,
+    fit_sides,
+    letterbox,
+    line_order,
+    reading_order,
+    to_input_pixels,
+)
 from models.ocr.profile import DEFAULT_PROFILE, ProfileError, ShapeProfile
+from models.ocr.recipe import RAPIDOCR_144, Recipe
 from models.ocr.recognize import TextRecognizer, load_charset
 from models.runtime import NPU_BACKENDS, Session, open_session, resolve_backend
 from models.runtime.parts import MAX_OPEN_PARTS, SIMULATOR_OPEN_PARTS, open_roles
@@ -60,6 +70,7 @@ class OcrPipeline:
         *,
         profile: ShapeProfile | None = None,
         max_lines: int = MAX_LINES,
+        recipe: Recipe = RAPIDOCR_144,
     ) -> None:
         self.detector = detector
         self.classifier = classifier
@@ -67,6 +78,7 @@ class OcrPipeline:
         self.text_score = text_score
         self.profile = profile  # None: dynamic shapes
         self.max_lines = max_lines
+        self.recipe = recipe
 
     @classmethod
     def load(
@@ -78,25 +90,33 @@ class OcrPipeline:
         core: int | None = None,
         text_score: float = 0.5,
         static_shapes: bool | None = None,
+        family: str = "ocr",
     ) -> OcrPipeline:
-        """Load ``<model_dir>/ocr`` after checking every file against its manifest.
+        """Load ``<model_dir>/<family>`` after checking every file against its manifest.
 
-        ``static_shapes``: feed only the manifest's shape profile (None: exactly when the backend
-        needs static shapes, i.e. on the NPU; onnxruntime then runs RapidOCR's dynamic sizes).
+        ``family``: the generation's directory (models/ocr/generations.py; ``ocr`` is PP-OCRv4),
+        which also decides the reference recipe followed. ``static_shapes``: feed only the
+        manifest's shape profile (None: exactly when the backend needs static shapes, i.e. on
+        the NPU; onnxruntime then runs RapidOCR's dynamic sizes).
         """
-        directory = family_dir(model_dir, "ocr")
+        recipe = generation_of_family(family)[0].recipe
+        directory = family_dir(model_dir, family)
         manifest = Manifest.load(directory / MANIFEST_NAME)
         manifest.verify(directory)
         name = resolve_backend(backend)
         if static_shapes is None:
             static_shapes = name in NPU_BACKENDS
+        models = {r: s for r, s in manifest.models.items() if r != CHARSET_ROLE}
         sessions, specs = open_roles(
-            manifest.models,
+            models,
             lambda file: open_session(directory / file, name, threads=threads, core=core),
             SIMULATOR_OPEN_PARTS if name == "rknn-sim" else MAX_OPEN_PARTS,
         )  # a detector converted in parts (models/runtime/parts.py) is one session again
+        charset = manifest.models.get(CHARSET_ROLE)
+        dictionary = None if charset is None else (directory / charset.file).read_bytes()
         profile = manifest_profile(specs) if static_shapes else None
-        return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score)
+        return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score,
+                                 recipe=recipe, dictionary=dictionary)
 
     @classmethod
     def from_sessions(
@@ -106,15 +126,20 @@ class OcrPipeline:
         *,
         profile: ShapeProfile | None = None,
         text_score: float = 0.5,
+        recipe: Recipe = RAPIDOCR_144,
+        dictionary: bytes | None = None,
     ) -> OcrPipeline:
-        """Assemble a pipeline from loaded sessions (dynamic shapes unless ``profile``)."""
-        if len({spec.preprocess.channel_order for spec in specs.values()}) != 1:
+        """Assemble a pipeline from loaded sessions (dynamic shapes unless ``profile``);
+        ``dictionary``: the character list of a recogniser that embeds none."""
+        if len({specs[role].preprocess.channel_order for role in ("det", "cls", "rec")}) != 1:
             raise ValueError("OCR models disagree on channel order")
-        charset = load_charset(sessions["rec"].metadata())
+        charset = load_charset(sessions["rec"].metadata(), dictionary)
+        digits = recipe.score_digits
         if profile is None:
             detector = TextDetector(sessions["det"], specs["det"])
             classifier = AngleClassifier(sessions["cls"], specs["cls"], batch=CLS_BATCH)
-            recognizer = TextRecognizer(sessions["rec"], specs["rec"], charset, batch=REC_BATCH)
+            recognizer = TextRecognizer(sessions["rec"], specs["rec"], charset, batch=REC_BATCH,
+                                        score_digits=digits)
         else:
             p = profile
             detector = TextDetector(
@@ -125,9 +150,9 @@ class OcrPipeline:
             )
             recognizer = TextRecognizer(
                 sessions["rec"], specs["rec"], charset, height=p.rec_height,
-                batch=p.rec_batch, widths=p.rec_widths,
+                batch=p.rec_batch, widths=p.rec_widths, score_digits=digits,
             )
-        return cls(detector, classifier, recognizer, text_score, profile=profile)
+        return cls(detector, classifier, recognizer, text_score, profile=profile, recipe=recipe)
 
     def __call__(
         self,
@@ -151,11 +176,13 @@ class OcrPipeline:
             quads, box_scores = quads[keep], box_scores[keep]
         if len(quads) == 0:
             return []
-        order = reading_order(quads)
+        lines_first = self.recipe.reading_order == "lines"
+        order = line_order(quads) if lines_first else reading_order(quads)
         quads, box_scores = quads[order], box_scores[order]
         crops = self.classifier([crop_quad(canvas, quad) for quad in quads])
         texts = self.recognizer(crops)
         boxes = to_input_pixels(quads, placement, height, width)
+        blank = self.recipe.drop_blank
         return [
             OcrLine(
                 box=tuple((float(x), float(y)) for x, y in box),
@@ -164,7 +191,7 @@ class OcrPipeline:
                 box_score=float(box_score),
             )
             for box, (text, score), box_score in zip(boxes, texts, box_scores)
-            if score >= min_score
+            if score >= min_score and not (blank and not text.strip())
         ]
 
 

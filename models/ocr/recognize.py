@@ -1,4 +1,4 @@
-"""Text recognition: PP-OCRv4 CRNN with greedy CTC decoding over the model's own character list.
+"""Text recognition: the PP-OCR recognisers with greedy CTC decoding over their character list.
 
 Dynamic mode pads each crop exactly as the reference does (groups of 6 in aspect order, as wide as
 the widest of the group, the widest squeezed into it by its rounding), because the padded width
@@ -28,17 +28,30 @@ from models.runtime import Session
 BASE_WIDTH = 320  # the recogniser's nominal 48x320 input: batches are never narrower
 
 
-def load_charset(metadata: dict[str, str]) -> list[str]:
-    """Class index -> character: CTC blank at 0, the embedded list, then a space at the end."""
+def load_charset(metadata: dict[str, str], dictionary: bytes | None = None) -> list[str]:
+    """Class index -> character: CTC blank at 0, the list, then a space at the end.
+
+    The list is the recogniser's embedded ``character`` metadata, or ``dictionary`` (a PaddleOCR
+    dict file, one character a line) for a model shipped without it, split as RapidOCR reads
+    such files: at ``\\n`` only, each line stripped of its line break (``\\r\\n`` too).
+    """
+    if dictionary is not None:
+        lines = dictionary.decode("utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the final line break ends the last entry
+        return ["blank", *(line.strip("\n").strip("\r\n") for line in lines), " "]
     if "character" not in metadata:
         raise ValueError("recogniser model has no 'character' metadata: wrong model file?")
     return ["blank", *metadata["character"].splitlines(), " "]
 
 
-def ctc_greedy_decode(probs: np.ndarray, charset: list[str]) -> list[tuple[str, float]]:
+def ctc_greedy_decode(
+    probs: np.ndarray, charset: list[str], digits: int | None = None
+) -> list[tuple[str, float]]:
     """(N, T, C) softmax -> (text, mean probability of the kept steps) per row.
 
     Best class per step; repeats collapse and blanks (class 0) drop. No kept step: ("", 0.0).
+    ``digits``: each step's probability and the mean rounded so (RapidOCR 3.10 does).
     """
     best = probs.argmax(axis=2)
     best_prob = probs.max(axis=2)
@@ -47,7 +60,13 @@ def ctc_greedy_decode(probs: np.ndarray, charset: list[str]) -> list[tuple[str, 
         keep = ids != 0
         keep[1:] &= ids[1:] != ids[:-1]
         text = "".join(charset[i] for i in ids[keep])
-        score = float(np.mean(conf[keep], dtype=np.float64)) if keep.any() else 0.0
+        if not keep.any():
+            score = 0.0
+        elif digits is None:
+            score = float(np.mean(conf[keep], dtype=np.float64))
+        else:
+            rounded = [round(value, digits) for value in conf[keep].tolist()]
+            score = float(np.round(np.mean(rounded), digits))
         results.append((text, score))
     return results
 
@@ -70,6 +89,7 @@ class TextRecognizer:
         *,
         batch: int = 1,
         widths: Sequence[int] | None = None,
+        score_digits: int | None = None,
     ) -> None:
         self.session = session
         self.spec = spec
@@ -78,6 +98,7 @@ class TextRecognizer:
         self.height = height
         self.batch = batch
         self.widths = None if widths is None else tuple(sorted(widths))
+        self.score_digits = score_digits
         self.table = PixelTable(spec.preprocess)
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
@@ -109,7 +130,8 @@ class TextRecognizer:
             caps = None if fits is None else [fits[i] for i in run]
             batch = padded_batch(chunk, self.table, self.height, widths[run[0]], fixed, caps)
             probs = self.session.run({self.spec.input_name: batch})[0]
-            for i, line in zip(run, ctc_greedy_decode(probs[: len(run)], self.charset)):
+            lines = ctc_greedy_decode(probs[: len(run)], self.charset, self.score_digits)
+            for i, line in zip(run, lines):
                 results[i] = line
         return results
 

@@ -38,6 +38,9 @@ class BuildPlan:
     shapes: tuple[tuple[int, ...], ...]  # one: static input; several: dynamic_input buckets
     mean_values: tuple[float, ...] | None = None  # per channel, in 0..255 pixel units
     std_values: tuple[float, ...] | None = None
+    # built from the graph as onnxslim simplifies it (same computation, shape arithmetic and
+    # constant subgraphs folded): rknn-toolkit2 2.5.0 crashes on the raw PP-OCRv6 recognisers
+    simplify: bool = False
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
