@@ -196,7 +196,9 @@ class Node:
 def start_node(log_path: Path, model_dir: Path, keys: Path, connect: str, server_key: str,
                workers: int = 2, **env: str) -> Node:
     environment = {**os.environ, "MODEL_DIR": str(model_dir), "NODE_KEYS": str(keys),
-                   "WORKERS": str(workers), "CPU_THREADS": "1", **env}
+                   "WORKERS": str(workers), "CPU_THREADS": "1",
+                   "OCR_MODEL": "ppocrv4",  # the board's, as start_service sets it
+                   **env}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "node", "--connect", connect,
