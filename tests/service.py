@@ -206,3 +206,28 @@ def start_node(log_path: Path, model_dir: Path, keys: Path, connect: str, server
             env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=Path(__file__).resolve().parents[1])
     return Node(process, log_path)
+
+
+class BusyWorkerKiller:
+    """SIGKILLs one of the service's workers while it runs a job (``kill``, an action for
+    ``under_load``), then tells when all three slots are ready again without it (``replaced``)."""
+
+    def __init__(self, service: Service, workers: int = 3) -> None:
+        self.service = service
+        self.workers = workers
+        self.killed: list[int] = []
+
+    def kill(self) -> None:
+        end = time.monotonic() + 10
+        while not self.killed and time.monotonic() < end:
+            busy = [w["pid"] for w in self.service.farm_status()["workers"].values()
+                    if w["busy"]]
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                self.killed.append(busy[0])
+        assert self.killed, "no worker was ever busy"
+
+    def replaced(self) -> bool:
+        workers = self.service.farm_status()["workers"].values()
+        return len(workers) == self.workers and all(
+            w["pid"] != self.killed[0] and w.get("ready", True) for w in workers)

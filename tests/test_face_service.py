@@ -7,9 +7,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ import requests
 from PIL import Image
 
 from tests.face_fixtures import MIN_COSINE, Reference, collage, cosine_rows
-from tests.service import Service, under_load
+from tests.service import BusyWorkerKiller, Service, under_load
 
 pytestmark = pytest.mark.service
 ENTRIES = {"facial-recognition": {
@@ -159,23 +156,8 @@ def test_a_killed_worker_under_mixed_load_fails_no_face_job(service: Service, sh
         ok = response.status_code == 200 and "msg" not in body and body["result"]
         return (response.status_code if ok else -1), {"kind": kind, **body}
 
-    killed: list[int] = []
-
-    def kill_a_busy_worker() -> None:
-        end = time.monotonic() + 10
-        while not killed and time.monotonic() < end:
-            busy = [w["pid"] for w in service.farm_status()["workers"].values() if w["busy"]]
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-        assert killed, "no worker was ever busy"
-
-    def replaced() -> bool:
-        workers = service.farm_status()["workers"].values()
-        return len(workers) == 3 and all(w["pid"] != killed[0] and w.get("ready", True)
-                                         for w in workers)
-
-    answers = under_load(kill_a_busy_worker, request, until=replaced)
+    killer = BusyWorkerKiller(service)
+    answers = under_load(killer.kill, request, until=killer.replaced)
     kinds = {a[1]["kind"] for a in answers}
     assert kinds == {"ocr", "clip", "face"} and len(answers) >= 6
     assert [a for a in answers if a[0] != 200] == []

@@ -20,7 +20,7 @@ import requests
 
 from protocol.endpoints import front_endpoint
 from protocol.wire import BUSY, ERROR, decode
-from tests.service import Service, sleep_job, start_service, under_load, wait_for
+from tests.service import BusyWorkerKiller, Service, sleep_job, start_service, under_load, wait_for
 
 pytestmark = pytest.mark.service
 
@@ -50,22 +50,8 @@ def failures(answers: list[tuple[int, dict]]) -> list:
 def test_worker_killed_mid_job_under_load_loses_no_request(farm: Service, shared: Path):
     image = (shared / "testdata/ocr/rapidocr_text_rec.jpg").read_bytes()
 
-    killed: list[int] = []
-
-    def kill_a_busy_worker() -> None:
-        end = time.monotonic() + 10
-        while not killed and time.monotonic() < end:
-            busy = [w["pid"] for w in farm.farm_status()["workers"].values() if w["busy"]]
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-        assert killed, "no worker was ever busy"
-
-    def replaced() -> bool:
-        return len(farm.farm_status()["workers"]) == 3 and all(
-            w["pid"] != killed[0] for w in farm.farm_status()["workers"].values())
-
-    answers = under_load(kill_a_busy_worker, lambda: post_ocr(farm, image), until=replaced)
+    killer = BusyWorkerKiller(farm)
+    answers = under_load(killer.kill, lambda: post_ocr(farm, image), until=killer.replaced)
     assert len(answers) >= 4
     assert failures(answers) == []
     assert farm.farm_status()["counters"]["retries"] >= 1
