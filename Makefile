@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CONSTRAINTS := deploy/constraints.txt
 PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(CONSTRAINTS)
 
-.PHONY: run test lint models models-clip install system-deps test-deps clean help \
+.PHONY: run test lint models models-clip models-face install system-deps test-deps clean help \
 	install-system uninstall-system toolkit convert
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make lint    ruff over the tree"
 	@echo "make models  fetch and verify the OCR models into MODEL_DIR"
 	@echo "make models-clip  fetch the Chinese-CLIP models (about 700 MB)"
+	@echo "make models-face  fetch the InsightFace pack FACE_MODEL names (buffalo_l: 280 MB)"
 	@echo "make convert convert MODEL_DIR's models for the NPU (TARGETS=rk3588), self-checked"
 	@echo "sudo make install-system    install as a systemd service (deploy/install.sh)"
 	@echo "sudo make install-system ROLE=node  install a worker node for another board's service"
@@ -46,6 +47,10 @@ models: $(STAMP)
 # Chinese-CLIP ViT-B-16 for /clip/img and /clip/txt: about 700 MB from the MT-Photos release.
 models-clip: $(STAMP)
 	$(BIN)/mtai models fetch clip
+
+# The InsightFace pack FACE_MODEL names (buffalo_l: 280 MB) for /represent and Immich's faces.
+models-face: $(STAMP)
+	$(BIN)/mtai models fetch face
 
 install: $(STAMP)
 
