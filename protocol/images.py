@@ -198,9 +198,8 @@ def _exif_transpose(image: Image.Image, orientation: int) -> Image.Image:
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background."""
-    if image.mode in _HIGH_DEPTH_MODES:
-        image = _to_8bit(image)
+    """An 8-bit Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background
+    (`_decode` has made deep greyscale 8-bit already, before reducing it)."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in _ALPHA_MODES:
