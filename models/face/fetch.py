@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from models.download import DownloadError, Unreachable, download, progress_lines
 from models.face.install import FAMILY, install_face_files
-from models.face.packs import RELEASE_URL, FacePack, get_pack, pack_of_files
+from models.face.packs import RELEASE_URL, ROLES, FacePack, get_pack, pack_of_files
 from models.fetch import FetchError
 from models.manifest import (
     MANIFEST_NAME,
@@ -90,7 +90,7 @@ def install_from(model_dir: Path, pack_name: str, folder: Path,
     if not folder.is_dir():
         raise FetchError(f"--from {folder}: not a folder")
     target = family_dir(model_dir, FAMILY)
-    files = {role: _find(folder, pack.file(role).name) for role in ("det", "rec")}
+    files = {role: _find(folder, pack.file(role).name) for role in ROLES}
     if all(files.values()):
         _install(model_dir, pack, files["det"], files["rec"], f"file:{folder.resolve()}",
                  progress)
