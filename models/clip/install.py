@@ -15,13 +15,13 @@ import numpy as np
 
 from models.clip.tokenizer import CONTEXT_LENGTH
 from models.manifest import (
-    MANIFEST_NAME,
     Manifest,
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
     family_dir,
-    place_file,
+    install_files,
+    local_sources,
     sha256_file,
 )
 from models.runtime import open_session
@@ -90,11 +90,8 @@ def install_clip_files(
     without a pin gets the digest of the file as found, recorded in the manifest. ``sources``
     says where each file came from (default: its local path). Returns the family directory.
     """
-    target = family_dir(model_dir, FAMILY)
-    target.mkdir(parents=True, exist_ok=True)
     given = {"image": Path(image_onnx), "text": Path(text_onnx), "vocab": Path(vocab)}
     pins = {"vocab": VOCAB_SHA256, **(expected or {})}
-    names = {"image": IMAGE_FILE, "text": TEXT_FILE, "vocab": VOCAB_FILE}
     digests: dict[str, str] = {}
     for role, path in given.items():
         digests[role] = sha256_file(path)
@@ -105,15 +102,9 @@ def install_clip_files(
             )
     for role in CONTRACT:
         check_contract(role, given[role])
-    origin = {role: (sources or {}).get(role, f"file:{p.resolve()}") for role, p in given.items()}
-    manifest = clip_manifest(digests, origin)
-    (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are being replaced
-    for role, path in given.items():
-        dest = target / names[role]
-        place_file(path, dest, move)
-        progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
-    manifest.verify(target)
-    manifest.save(target / MANIFEST_NAME)
+    target = family_dir(model_dir, FAMILY)
+    install_files(target, clip_manifest(digests, local_sources(given, sources)), given,
+                  move=move, progress=progress)
     return target
 
 

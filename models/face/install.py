@@ -19,13 +19,13 @@ from models.face.detect import ANCHORS, DET_SIZE, OUTPUTS, STRIDES
 from models.face.packs import FacePack
 from models.face.recognize import EMBEDDING_SIZE
 from models.manifest import (
-    MANIFEST_NAME,
     Manifest,
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
     family_dir,
-    place_file,
+    install_files,
+    local_sources,
     sha256_file,
 )
 from models.runtime import open_session
@@ -80,20 +80,9 @@ def install_face_files(
                 )
     names = {"det": check_detector(given["det"]), "rec": check_recognizer(given["rec"])}
     recipe = RAW_PREPROCESS if normalises_inside(given["rec"]) else REC_PREPROCESS
-    origin = {role: (sources or {}).get(role, f"file:{p.resolve()}") for role, p in given.items()}
-    manifest = face_manifest(pack, digests, origin, names, recipe)
+    manifest = face_manifest(pack, digests, local_sources(given, sources), names, recipe)
     target = family_dir(model_dir, FAMILY)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are replaced
-    for stale in target.glob("*.onnx"):  # another pack's files
-        if stale.name not in (pack.det.name, pack.rec.name):
-            stale.unlink()
-    for role, path in given.items():
-        dest = target / pack.file(role).name
-        place_file(path, dest, move)
-        progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
-    manifest.verify(target)
-    manifest.save(target / MANIFEST_NAME)
+    install_files(target, manifest, given, move=move, progress=progress, superseded="*.onnx")
     return target
 
 
