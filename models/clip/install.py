@@ -24,7 +24,7 @@ from models.manifest import (
     local_sources,
     sha256_file,
 )
-from models.runtime import open_session
+from models.runtime import open_candidate
 
 FAMILY = "clip"
 IMAGE_FILE = "vit-b-16.img.fp32.onnx"  # names of cn_clip's export, kept by the MT-Photos sidecar
@@ -111,10 +111,7 @@ def install_clip_files(
 def check_contract(role: str, path: Path) -> None:
     """Load the file and run it once: the official names, one input, a [1, 512] float32 out."""
     input_name, output_name = CONTRACT[role]
-    try:
-        session = open_session(path, "onnx", threads=1)
-    except Exception as exc:  # onnxruntime raises its own types for a corrupt or foreign file
-        raise ModelIntegrityError(f"{path} is not a loadable ONNX model: {exc}") from exc
+    session = open_candidate(path)
     if session.input_names != [input_name]:
         raise ModelIntegrityError(
             f"{path}: inputs {session.input_names}, expected [{input_name!r}] "

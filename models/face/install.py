@@ -28,7 +28,7 @@ from models.manifest import (
     local_sources,
     sha256_file,
 )
-from models.runtime import open_session
+from models.runtime import open_candidate
 
 FAMILY = "face"
 # SCRFD: RGB, (x - 127.5) / 128 (insightface scrfd.py); ArcFace: RGB, (x - 127.5) / 127.5.
@@ -86,17 +86,10 @@ def install_face_files(
     return target
 
 
-def _session(path: Path):
-    try:
-        return open_session(path, "onnx", threads=1)
-    except Exception as exc:  # onnxruntime raises its own types for corrupt or foreign files
-        raise ModelIntegrityError(f"{path} is not a loadable ONNX model: {exc}") from exc
-
-
 def check_detector(path: Path) -> str:
     """Run the detector once on a black 640x640 canvas; its input name. ModelIntegrityError
     unless it gives SCRFD's 9 heads (scores, boxes, landmarks at strides 8, 16, 32)."""
-    session = _session(path)
+    session = open_candidate(path)
     if len(session.input_names) != 1:
         raise ModelIntegrityError(f"{path}: inputs {session.input_names}, SCRFD has one")
     name = session.input_names[0]
@@ -117,7 +110,7 @@ def check_detector(path: Path) -> str:
 def check_recognizer(path: Path) -> str:
     """Run the recogniser on two black crops; its input name. ModelIntegrityError unless it
     maps N x 3 x 112 x 112 to N x 512."""
-    session = _session(path)
+    session = open_candidate(path)
     if len(session.input_names) != 1:
         raise ModelIntegrityError(f"{path}: inputs {session.input_names}, ArcFace has one")
     name = session.input_names[0]
