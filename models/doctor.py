@@ -113,9 +113,8 @@ def check_system(root: Path, privileged: bool = True
         if load.cores is not None:
             found.append(Finding(INFO, "NPU load", load.line()))
     elif soc:
-        denied = "root-only" in (version.why or "")
-        hint = " (run `sudo mtai doctor`)" if denied else ""
-        found.append(Finding(WARN if privileged or not denied else INFO, "NPU driver",
+        hint = " (run `sudo mtai doctor`)" if version.denied else ""
+        found.append(Finding(WARN if privileged or not version.denied else INFO, "NPU driver",
                              f"/{DEBUGFS_VERSION} {version.why}{hint}"))
     path, rt_version = librknnrt(root)
     if path is None:
