@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from models.download import DownloadError, download
+from models.download import DownloadError, Unreachable, download, progress_lines
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -52,6 +52,18 @@ _SHAPES = {"det": (-1, 3, -1, -1), "cls": (-1, 3, 48, 192), "rec": (-1, 3, 48, -
 
 class FetchError(RuntimeError):
     """The models could not be obtained; the message says why and what to do."""
+
+
+def download_or_explain(url: str, dest: Path, progress: Callable[[str], None],
+                        by_hand: str) -> str:
+    """Download ``url`` to ``dest`` with progress lines; its sha256. On failure a FetchError
+    that ends with ``by_hand``, the way to get the file without this machine's network."""
+    try:
+        return download(url, dest, progress_lines(dest.name, progress))
+    except Unreachable as exc:
+        raise FetchError(f"{exc}. Without network access, {by_hand}") from exc
+    except DownloadError as exc:
+        raise FetchError(f"{exc}. If this persists, {by_hand}") from exc
 
 
 def _file_name(role: str, member: str) -> str:
