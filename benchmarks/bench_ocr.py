@@ -43,8 +43,8 @@ sys.path.insert(0, str(REPO))
 from ocr_reference import rapidocr_engine  # noqa: E402
 
 from models.manifest import MANIFEST_NAME, Manifest, Preprocess  # noqa: E402
-from models.ocr.generations import CHARSET_ROLE, OCR_MODELS, generation  # noqa: E402
-from models.ocr.pipeline import OcrPipeline  # noqa: E402
+from models.ocr.generations import OCR_MODELS, generation  # noqa: E402
+from models.ocr.pipeline import OcrPipeline, split_charset  # noqa: E402
 from models.preprocess import normalize_chw, to_model_order  # noqa: E402
 from models.runtime.onnx import SHRINK_ABOVE, OnnxSession  # noqa: E402
 from protocol.images import decode_image  # noqa: E402
@@ -90,9 +90,7 @@ def load_ours(model_dir: Path, threads: int, levers: frozenset[str],
     """Our pipeline on ``model`` with exactly ``levers`` switched on."""
     gen = generation(model)
     directory = model_dir / gen.family
-    specs = Manifest.load(directory / MANIFEST_NAME).models
-    charset = specs.pop(CHARSET_ROLE, None)
-    dictionary = None if charset is None else (directory / charset.file).read_bytes()
+    specs, dictionary = split_charset(Manifest.load(directory / MANIFEST_NAME).models, directory)
     sessions = {
         role: OnnxSession(
             directory / spec.file,

@@ -32,18 +32,17 @@ from models.ocr.geometry import fit_sides  # noqa: E402
 from models.ocr.pipeline import MAX_SIDE, MIN_SIDE, OcrPipeline  # noqa: E402
 from models.tools.ocr_score import Score, score_image  # noqa: E402
 from models.tools.ocr_truth import GROUPS, Sample, generate, large_specs, standard_specs  # noqa: E402
-from protocol.images import decode_image  # noqa: E402
+from protocol.images import OCR_MAX_SIDE, decode_image  # noqa: E402
 from protocol.settings import Settings  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
-DECODE_SIDE = 2000  # what the front asks of the decoder for /ocr (frontend/mtphotos.py)
 
 
 def decoders() -> dict[str, Callable[[bytes], tuple[np.ndarray, float]]]:
     """name -> (bytes -> (array handed to the worker, array width / full width))."""
 
     def draft(data: bytes) -> tuple[np.ndarray, float]:
-        decoded = decode_image(data, max_side=DECODE_SIDE)
+        decoded = decode_image(data, max_side=OCR_MAX_SIDE)  # as the front decodes for /ocr
         return decoded.array, decoded.scale
 
     def full_reference(data: bytes) -> tuple[np.ndarray, float]:

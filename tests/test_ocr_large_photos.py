@@ -67,7 +67,7 @@ def test_immich_reads_large_photos_as_the_pipeline_does(service: Service, photos
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["imageWidth"], body["imageHeight"]) == (sample.width, sample.height)
-    decoded = decode_image(sample.jpeg, max_side=2000)
+    decoded = decode_image(sample.jpeg, max_side=OCR_MAX_SIDE)
     lines = pipeline(decoded.array, text_score=0.5, box_thresh=0.5)
     expected = [line.text for line in lines if line.score > 0.5]
     assert body["ocr"]["text"] == expected and expected

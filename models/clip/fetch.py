@@ -29,8 +29,8 @@ from models.clip.install import (
     VOCAB_FILE,
     install_clip_files,
 )
-from models.download import DownloadError, Unreachable, download, progress_lines
-from models.fetch import FetchError
+from models.download import DownloadError, download
+from models.fetch import FetchError, download_or_explain
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -136,12 +136,7 @@ def _present(target: Path) -> bool:
 
 def _get(url: str, directory: Path, progress: Progress) -> Path:
     dest = directory / url.rsplit("/", 1)[-1]
-    try:
-        digest = download(url, dest, progress_lines(dest.name, progress))
-    except Unreachable as exc:
-        raise FetchError(f"{exc}. Without network access, {manual_route()}") from exc
-    except DownloadError as exc:
-        raise FetchError(f"{exc}. If this persists, {manual_route()}") from exc
+    digest = download_or_explain(url, dest, progress, manual_route())
     progress(f"downloaded {dest.name} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest})")
     return dest
 

@@ -15,16 +15,16 @@ import numpy as np
 
 from models.clip.tokenizer import CONTEXT_LENGTH
 from models.manifest import (
-    MANIFEST_NAME,
     Manifest,
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
     family_dir,
-    place_file,
+    install_files,
+    local_sources,
     sha256_file,
 )
-from models.runtime import open_session
+from models.runtime import open_candidate
 
 FAMILY = "clip"
 IMAGE_FILE = "vit-b-16.img.fp32.onnx"  # names of cn_clip's export, kept by the MT-Photos sidecar
@@ -90,11 +90,8 @@ def install_clip_files(
     without a pin gets the digest of the file as found, recorded in the manifest. ``sources``
     says where each file came from (default: its local path). Returns the family directory.
     """
-    target = family_dir(model_dir, FAMILY)
-    target.mkdir(parents=True, exist_ok=True)
     given = {"image": Path(image_onnx), "text": Path(text_onnx), "vocab": Path(vocab)}
     pins = {"vocab": VOCAB_SHA256, **(expected or {})}
-    names = {"image": IMAGE_FILE, "text": TEXT_FILE, "vocab": VOCAB_FILE}
     digests: dict[str, str] = {}
     for role, path in given.items():
         digests[role] = sha256_file(path)
@@ -105,25 +102,16 @@ def install_clip_files(
             )
     for role in CONTRACT:
         check_contract(role, given[role])
-    origin = {role: (sources or {}).get(role, f"file:{p.resolve()}") for role, p in given.items()}
-    manifest = clip_manifest(digests, origin)
-    (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are being replaced
-    for role, path in given.items():
-        dest = target / names[role]
-        place_file(path, dest, move)
-        progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
-    manifest.verify(target)
-    manifest.save(target / MANIFEST_NAME)
+    target = family_dir(model_dir, FAMILY)
+    install_files(target, clip_manifest(digests, local_sources(given, sources)), given,
+                  move=move, progress=progress)
     return target
 
 
 def check_contract(role: str, path: Path) -> None:
     """Load the file and run it once: the official names, one input, a [1, 512] float32 out."""
     input_name, output_name = CONTRACT[role]
-    try:
-        session = open_session(path, "onnx", threads=1)
-    except Exception as exc:  # onnxruntime raises its own types for a corrupt or foreign file
-        raise ModelIntegrityError(f"{path} is not a loadable ONNX model: {exc}") from exc
+    session = open_candidate(path)
     if session.input_names != [input_name]:
         raise ModelIntegrityError(
             f"{path}: inputs {session.input_names}, expected [{input_name!r}] "

@@ -22,7 +22,6 @@ from protocol.images import (
     CLIP_SIZE,
     OCR_MAX_SIDE,
     clip_pixels,
-    decode_image,
     load_rgb,
 )
 
@@ -38,12 +37,6 @@ def image_files(directory: Path) -> list[Path]:
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {directory}")
     return files
-
-
-def as_uploaded(path: Path, max_side: int) -> np.ndarray:
-    """A file as the service hands it to a worker: decoded, oriented and reduced as an upload
-    to the endpoint that reads at most ``max_side`` px is."""
-    return decode_image(path.read_bytes(), max_side=max_side).array
 
 
 def synthetic_text_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
@@ -90,7 +83,7 @@ def ocr_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], s
         images = synthetic_text_images()
         return [(f"synthetic-{i}", img) for i, img in enumerate(images)], "generated text pages"
     files = image_files(directory)
-    images = [(p.name, as_uploaded(p, OCR_MAX_SIDE)) for p in files]
+    images = [(p.name, load_rgb(p, OCR_MAX_SIDE)) for p in files]
     return images, f"{len(files)} images from {directory}"
 
 
@@ -101,7 +94,7 @@ def clip_samples(directory: Path | None) -> tuple[list[tuple[str, np.ndarray]], 
         photos = synthetic_photos()
         return [(f"synthetic-{i}", img) for i, img in enumerate(photos)], "generated pictures"
     files = image_files(directory)
-    pictures = [(p.name, clip_pixels(as_uploaded(p, CLIP_DRAFT_SIDE))) for p in files]
+    pictures = [(p.name, clip_pixels(load_rgb(p, CLIP_DRAFT_SIDE))) for p in files]
     return pictures, f"{len(files)} images from {directory}"
 
 

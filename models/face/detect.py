@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.face.pixels import BlobPixels
+from models.face.pixels import BlobPixels, network_input
 from models.manifest import ModelSpec
 from models.runtime import Session
 
@@ -102,13 +102,8 @@ class FaceDetector:
         self._centres = {stride: anchor_centres(self.size, stride) for stride in STRIDES}
 
     def prepare(self, canvas: np.ndarray) -> np.ndarray:
-        """The network input for a letterboxed ``size`` x ``size`` RGB canvas."""
-        if self.spec.mean_std_folded:
-            pixels = canvas if self.spec.preprocess.channel_order == "RGB" else canvas[..., ::-1]
-            tensor = pixels if self.spec.layout == "NHWC" else pixels.transpose(2, 0, 1)
-            return np.ascontiguousarray(tensor[None].astype(self.spec.dtype, copy=False))
-        chw = self.pixels(canvas)
-        return (chw if self.spec.layout == "NCHW" else chw.transpose(1, 2, 0))[None].copy()
+        """The network input (a batch of one) for a letterboxed ``size`` x ``size`` RGB canvas."""
+        return network_input(canvas[None], self.spec, self.pixels)
 
     def __call__(self, rgb: np.ndarray, threshold: float) -> Detections:
         canvas, scale = letterbox(rgb, self.size)

@@ -15,10 +15,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from models.download import DownloadError, Unreachable, download, progress_lines
 from models.face.install import FAMILY, install_face_files
-from models.face.packs import RELEASE_URL, FacePack, get_pack, pack_of_files
-from models.fetch import FetchError
+from models.face.packs import RELEASE_URL, ROLES, FacePack, get_pack, pack_of_files
+from models.fetch import FetchError, download_or_explain
 from models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -67,12 +66,7 @@ def fetch(model_dir: Path, pack_name: str, progress: Progress = print,
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target) as tmp:
         archive = Path(tmp) / pack.archive
         progress(f"downloading {url}")
-        try:
-            digest = download(url, archive, progress_lines(pack.archive, progress))
-        except Unreachable as exc:
-            raise FetchError(f"{exc}. Without network access, {manual_route(pack, base)}") from exc
-        except DownloadError as exc:
-            raise FetchError(f"{exc}. If this persists, {manual_route(pack, base)}") from exc
+        digest = download_or_explain(url, archive, progress, manual_route(pack, base))
         if pack.archive_sha256 and digest != pack.archive_sha256:
             raise FetchError(f"{url} has sha256 {digest}, expected {pack.archive_sha256}: not "
                              f"the published {pack.archive}; nothing installed")
@@ -90,7 +84,7 @@ def install_from(model_dir: Path, pack_name: str, folder: Path,
     if not folder.is_dir():
         raise FetchError(f"--from {folder}: not a folder")
     target = family_dir(model_dir, FAMILY)
-    files = {role: _find(folder, pack.file(role).name) for role in ("det", "rec")}
+    files = {role: _find(folder, pack.file(role).name) for role in ROLES}
     if all(files.values()):
         _install(model_dir, pack, files["det"], files["rec"], f"file:{folder.resolve()}",
                  progress)

@@ -19,16 +19,16 @@ from models.face.detect import ANCHORS, DET_SIZE, OUTPUTS, STRIDES
 from models.face.packs import FacePack
 from models.face.recognize import EMBEDDING_SIZE
 from models.manifest import (
-    MANIFEST_NAME,
     Manifest,
     ModelIntegrityError,
     ModelSpec,
     Preprocess,
     family_dir,
-    place_file,
+    install_files,
+    local_sources,
     sha256_file,
 )
-from models.runtime import open_session
+from models.runtime import open_candidate
 
 FAMILY = "face"
 # SCRFD: RGB, (x - 127.5) / 128 (insightface scrfd.py); ArcFace: RGB, (x - 127.5) / 127.5.
@@ -80,34 +80,16 @@ def install_face_files(
                 )
     names = {"det": check_detector(given["det"]), "rec": check_recognizer(given["rec"])}
     recipe = RAW_PREPROCESS if normalises_inside(given["rec"]) else REC_PREPROCESS
-    origin = {role: (sources or {}).get(role, f"file:{p.resolve()}") for role, p in given.items()}
-    manifest = face_manifest(pack, digests, origin, names, recipe)
+    manifest = face_manifest(pack, digests, local_sources(given, sources), names, recipe)
     target = family_dir(model_dir, FAMILY)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest while files are replaced
-    for stale in target.glob("*.onnx"):  # another pack's files
-        if stale.name not in (pack.det.name, pack.rec.name):
-            stale.unlink()
-    for role, path in given.items():
-        dest = target / pack.file(role).name
-        place_file(path, dest, move)
-        progress(f"installed {dest} ({dest.stat().st_size:,} bytes, sha256 {digests[role]})")
-    manifest.verify(target)
-    manifest.save(target / MANIFEST_NAME)
+    install_files(target, manifest, given, move=move, progress=progress, superseded="*.onnx")
     return target
-
-
-def _session(path: Path):
-    try:
-        return open_session(path, "onnx", threads=1)
-    except Exception as exc:  # onnxruntime raises its own types for corrupt or foreign files
-        raise ModelIntegrityError(f"{path} is not a loadable ONNX model: {exc}") from exc
 
 
 def check_detector(path: Path) -> str:
     """Run the detector once on a black 640x640 canvas; its input name. ModelIntegrityError
     unless it gives SCRFD's 9 heads (scores, boxes, landmarks at strides 8, 16, 32)."""
-    session = _session(path)
+    session = open_candidate(path)
     if len(session.input_names) != 1:
         raise ModelIntegrityError(f"{path}: inputs {session.input_names}, SCRFD has one")
     name = session.input_names[0]
@@ -128,7 +110,7 @@ def check_detector(path: Path) -> str:
 def check_recognizer(path: Path) -> str:
     """Run the recogniser on two black crops; its input name. ModelIntegrityError unless it
     maps N x 3 x 112 x 112 to N x 512."""
-    session = _session(path)
+    session = open_candidate(path)
     if len(session.input_names) != 1:
         raise ModelIntegrityError(f"{path}: inputs {session.input_names}, ArcFace has one")
     name = session.input_names[0]

@@ -17,7 +17,7 @@ from pathlib import PurePath
 
 RELEASE_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 DEFAULT_PACK = "buffalo_l"
-ROLES = ("det", "rec")
+ROLES = ("det", "rec")  # the two files of a pack the pipeline runs
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,11 @@ import numpy as np
 from models.face.align import ALIGNED_SIZE, align
 from models.face.detect import Detections, FaceDetector
 from models.face.install import FAMILY
-from models.face.packs import DEFAULT_PACK, FacePack, get_pack, pack_of_files
+from models.face.packs import DEFAULT_PACK, ROLES, FacePack, get_pack, pack_of_files
 from models.face.recognize import FaceRecognizer
 from models.manifest import MANIFEST_NAME, Manifest, ModelNotInstalled, family_dir
 from models.runtime import open_session
 
-ROLES = ("det", "rec")
 DEFAULT_MIN_SCORE = 0.5  # insightface's own det_thresh; the services pass theirs
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.manifest import Preprocess
+from models.manifest import ModelSpec, Preprocess
 from models.preprocess import PixelTable
 
 
@@ -33,3 +33,15 @@ class BlobPixels(PixelTable):
         for index in range(count):
             self(images[index], out[index])
         return out
+
+
+def network_input(images: np.ndarray, spec: ModelSpec, table: BlobPixels) -> np.ndarray:
+    """N x H x W x 3 uint8 RGB images as the network of ``spec`` takes them: a converted model
+    (normalisation folded in) gets the pixels themselves in its channel order, an ONNX one the
+    ``table``'s float32 values; either in the model's layout, NCHW or NHWC."""
+    if spec.mean_std_folded:
+        pixels = images if spec.preprocess.channel_order == "RGB" else images[..., ::-1]
+        tensor = pixels if spec.layout == "NHWC" else pixels.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(tensor.astype(spec.dtype, copy=False))
+    nchw = table.batch(images)
+    return nchw if spec.layout == "NCHW" else np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))

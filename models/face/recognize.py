@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.face.align import ALIGNED_SIZE
-from models.face.pixels import BlobPixels
+from models.face.pixels import BlobPixels, network_input
 from models.manifest import ModelSpec
 from models.runtime import Session
 
@@ -37,13 +37,7 @@ class FaceRecognizer:
 
     def prepare(self, crops: np.ndarray) -> np.ndarray:
         """The network input for N aligned RGB crops (N x 112 x 112 x 3 uint8)."""
-        if self.spec.mean_std_folded:
-            pixels = crops if self.spec.preprocess.channel_order == "RGB" else crops[..., ::-1]
-            tensor = pixels if self.spec.layout == "NHWC" else pixels.transpose(0, 3, 1, 2)
-            return np.ascontiguousarray(tensor.astype(self.spec.dtype, copy=False))
-        nchw = self.pixels.batch(crops)
-        return nchw if self.spec.layout == "NCHW" else np.ascontiguousarray(
-            nchw.transpose(0, 2, 3, 1))
+        return network_input(crops, self.spec, self.pixels)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """(N, 512) float32 raw embeddings for N crops (N may be 0)."""

@@ -1,1 +1,2 @@
-"""PP-OCRv4 text detection, direction classification and recognition (RapidOCR 1.4.4 recipe)."""
+"""PP-OCR text detection, direction classification and recognition, for every generation in
+models/ocr/generations.py, each following the RapidOCR release it is read with (recipe.py)."""

@@ -1,4 +1,5 @@
-"""Text detection: the PP-OCRv4 DB detector with RapidOCR 1.4.4's default resize and post-process.
+"""Text detection: PP-OCR's DB detectors with RapidOCR's default resize and post-process (the
+same in 1.4.4 and 3.10.0, so in every generation: models/ocr/recipe.py).
 
 The network outputs a per-pixel text probability map; Differentiable Binarization (DB) turns it
 into quadrilaterals: threshold, find connected regions, score each region's min-area box, grow the
@@ -22,7 +23,7 @@ from models.runtime import Session
 
 @dataclass(frozen=True)
 class DbParams:
-    """DB post-process settings (RapidOCR 1.4.4 defaults)."""
+    """DB post-process settings (RapidOCR's defaults, 1.4.4 and 3.10.0 alike)."""
 
     thresh: float = 0.3  # pixel probability that counts as text
     box_thresh: float = 0.5  # mean probability a box needs to be kept

@@ -1,9 +1,10 @@
-"""Image and box geometry around the OCR networks, following RapidOCR 1.4.4's top level.
+"""Image and box geometry around the OCR networks, following RapidOCR's top level.
 
 Sizes are rounded to multiples of 32 before detection; very flat (and here also very tall) images
 get black bands so the detector sees text at a usable scale; boxes are read top to bottom, then
-left to right; each box is cut out with a perspective warp so slanted lines reach the recogniser
-straight.
+left to right (``reading_order`` as RapidOCR 1.4.4 does it, ``line_order`` as 3.10.0 does:
+models/ocr/recipe.py); each box is cut out with a perspective warp so slanted lines reach the
+recogniser straight.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def to_input_pixels(quads: np.ndarray, placement: Placement, height: int, width:
 
 
 def reading_order(quads: np.ndarray, same_line_px: float = 10.0) -> list[int]:
-    """Indices in reading order: by top-left y then x, and boxes whose top-left corners lie
-    within ``same_line_px`` vertically count as one line, read left to right.
+    """Indices in RapidOCR 1.4.4's reading order: by top-left y then x, and boxes whose top-left
+    corners lie within ``same_line_px`` vertically count as one line, read left to right.
 
     Like the reference, the second rule is one insertion pass over the first order, so it only
     moves a box leftwards past neighbours on its own line.

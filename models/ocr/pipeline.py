@@ -15,6 +15,7 @@ only the shapes of a ``ShapeProfile``, read from the manifest; see models/ocr/pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +107,12 @@ class OcrPipeline:
         name = resolve_backend(backend)
         if static_shapes is None:
             static_shapes = name in NPU_BACKENDS
-        models = {r: s for r, s in manifest.models.items() if r != CHARSET_ROLE}
+        models, dictionary = split_charset(manifest.models, directory)
         sessions, specs = open_roles(
             models,
             lambda file: open_session(directory / file, name, threads=threads, core=core),
             SIMULATOR_OPEN_PARTS if name == "rknn-sim" else MAX_OPEN_PARTS,
         )  # a detector converted in parts (models/runtime/parts.py) is one session again
-        charset = manifest.models.get(CHARSET_ROLE)
-        dictionary = None if charset is None else (directory / charset.file).read_bytes()
         profile = manifest_profile(specs) if static_shapes else None
         return cls.from_sessions(sessions, specs, profile=profile, text_score=text_score,
                                  recipe=recipe, dictionary=dictionary)
@@ -193,6 +192,15 @@ class OcrPipeline:
             for box, (text, score), box_score in zip(boxes, texts, box_scores)
             if score >= min_score and not (blank and not text.strip())
         ]
+
+
+def split_charset(specs: Mapping[str, ModelSpec],
+                  directory: Path) -> tuple[dict[str, ModelSpec], bytes | None]:
+    """The manifest's models, and the bytes of its character list file (``CHARSET_ROLE``) when
+    the recogniser ships without one embedded (None otherwise)."""
+    models = {role: spec for role, spec in specs.items() if role != CHARSET_ROLE}
+    charset = specs.get(CHARSET_ROLE)
+    return models, None if charset is None else (directory / charset.file).read_bytes()
 
 
 def manifest_profile(specs: dict[str, ModelSpec]) -> ShapeProfile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from models.manifest import ModelIntegrityError
 from models.runtime.base import Session
 
 # rknn: the NPU (rknn-toolkit-lite2); rknn-sim: the same path on rknn-toolkit2's x86 simulator,
@@ -12,7 +13,8 @@ from models.runtime.base import Session
 BACKENDS = ("onnx", "rknn", "rknn-sim")
 NPU_BACKENDS = ("rknn", "rknn-sim")  # take converted models with static input shapes
 
-__all__ = ["BACKENDS", "NPU_BACKENDS", "Session", "open_session", "resolve_backend"]
+__all__ = ["BACKENDS", "NPU_BACKENDS", "Session", "open_candidate", "open_session",
+           "resolve_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +68,12 @@ def open_session(
 
         return SimulatorSession(path)
     raise ValueError(f"backend {name!r} has no loader")  # pragma: no cover - BACKENDS guards this
+
+
+def open_candidate(path: Path) -> Session:
+    """``path`` on onnxruntime (one thread) for an installer to check it against its family's
+    contract; ModelIntegrityError when it is not a loadable ONNX model at all."""
+    try:
+        return open_session(path, "onnx", threads=1)
+    except Exception as exc:  # onnxruntime raises its own types for a corrupt or foreign file
+        raise ModelIntegrityError(f"{path} is not a loadable ONNX model: {exc}") from exc

@@ -25,11 +25,13 @@ _SINGLE = re.compile(r"NPU load:\s*(\d+)\s*%")
 
 @dataclass(frozen=True)
 class Reading:
-    """A driver file's text, or why there is none (``path`` is the debugfs file either way)."""
+    """A driver file's text, or why there is none (``path`` is the debugfs file either way);
+    ``denied``: it is there but this user may not read it."""
 
     path: Path
     text: str | None
     why: str | None = None
+    denied: bool = False
 
 
 def read(name: str, root: Path = Path("/")) -> Reading:
@@ -79,7 +81,7 @@ def _read(path: Path) -> Reading:
     try:
         raw = path.read_bytes()  # one short line; a seq_file reads to its end at once
     except PermissionError:
-        return Reading(path, None, "not readable (debugfs is root-only)")
+        return Reading(path, None, "not readable (debugfs is root-only)", denied=True)
     except OSError as exc:
         return Reading(path, None, f"absent ({exc.strerror or exc})")
     return Reading(path, raw.decode("utf-8", "replace").strip())

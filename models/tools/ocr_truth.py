@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -285,7 +284,3 @@ def _rotated_corners(size: tuple[int, int], angle: float, offset: tuple[int, int
         out.append((offset[0] + rotated[0] / 2 + rx, offset[1] + rotated[1] / 2 + ry))
     return tuple(out)
 
-
-def as_array(sample: Sample) -> np.ndarray:
-    with Image.open(io.BytesIO(sample.jpeg)) as image:
-        return np.asarray(image.convert("RGB"))
