@@ -151,6 +151,16 @@ def test_offline_says_how_to_install_by_hand(tmp_path: Path):
     assert list((tmp_path / "clip").iterdir()) == []  # no partial files
 
 
+def test_a_local_mirror_without_the_file_says_so_not_offline(tmp_path: Path):
+    empty = tmp_path / "mirror"
+    empty.mkdir()
+    with pytest.raises(FetchError) as caught:
+        fetch_clip(tmp_path / "models", lambda _: None, base_url=empty.as_uri())
+    message = str(caught.value)
+    assert f"{empty.as_uri()}/{IMAGE_FILE}" in message and "does not hold that file" in message
+    assert "Without network access" not in message
+
+
 def test_missing_asset_is_an_http_error(release: Release, tmp_path: Path):
     (release.root / "v1.1.0" / TEXT_FILE).unlink()
     with pytest.raises(FetchError, match=f"{TEXT_FILE}: HTTP 404"):
