@@ -63,7 +63,7 @@ def download_or_explain(url: str, dest: Path, progress: Callable[[str], None],
     except Unreachable as exc:
         if url.startswith("file://"):  # a local mirror: no network involved
             raise FetchError(f"{exc}: the folder the URL names does not hold that file; put "
-                             "it there, or point the URL at the folder that does") from exc
+                             f"it there, or {by_hand}") from exc
         raise FetchError(f"{exc}. Without network access, {by_hand}") from exc
     except DownloadError as exc:
         raise FetchError(f"{exc}. If this persists, {by_hand}") from exc
