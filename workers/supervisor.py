@@ -203,7 +203,7 @@ class Supervisor:
         """The status history: the queue's peak every turn, a sample every few seconds."""
         self.history.watch(len(self.broker.dispatch.queue))
         if self.history.due():
-            self.history.sample(self.status({}), self.broker.stats.drain_recent())
+            self.history.sample(self._farm(), self.broker.stats.drain_recent())
 
     def notify(self) -> None:
         """READY=1 once every worker is ready and the front serves; STATUS= otherwise."""
@@ -307,6 +307,18 @@ class Supervisor:
 
     def status(self, options: dict[str, Any]) -> dict[str, Any]:
         """Answer of the `status` control task: /check, /metrics and the status page."""
+        farm = self._farm()
+        farm.update(backend=self.backend, uptime=round(time.time() - self.started),
+                    recycling=self.recycler.busy, recycled=self.recycler.completed,
+                    recent=self.history.recent())
+        farm["health"] = self.health.report(farm)
+        if options.get("history"):  # the status page's charts; /check and /metrics skip it
+            farm["history"] = self.history.snapshot(options.get("since"))
+        return farm
+
+    def _farm(self) -> dict[str, Any]:
+        """The broker's figures with this board's slots and front: what the history samples
+        (the status adds the headline, whose checks the loop need not run every sample)."""
         farm = self.broker.status()
         farm["slots"] = [
             {"slot": slot, "pid": c.pid, "restarts": c.restarts, "recycles": c.recycles,
@@ -318,12 +330,6 @@ class Supervisor:
         farm["front"] = {"pid": front.pid, "restarts": front.restarts,
                          "crash_loop": front.crash_loop, "last_exit": front.last_exit,
                          "serving": len(self.front_ready), "processes": self.settings.http_workers}
-        farm.update(backend=self.backend, uptime=round(time.time() - self.started),
-                    recycling=self.recycler.busy, recycled=self.recycler.completed,
-                    recent=self.history.recent())
-        farm["health"] = self.health.report(farm)
-        if options.get("history"):  # the status page's charts; /check and /metrics skip it
-            farm["history"] = self.history.snapshot(options.get("since"))
         return farm
 
     def _worker_child(self, slot: int) -> Child:
