@@ -85,12 +85,12 @@ class NodeGate:
         return self.auth.zap_socket
 
     def handle_zap(self) -> None:
-        """Answer the pending ZAP requests (one per CURVE handshake)."""
-        while self.zap_socket.get(zmq.EVENTS) & zmq.POLLIN:
-            request = self.zap_socket.recv_multipart()
-            # RFC 27: version, request id, domain, address, identity, mechanism, credentials
-            self.address = request[3].decode(errors="replace") if len(request) > 3 else "?"
-            self.loop.run_until_complete(self.auth.handle_zap_message(request))
+        """Answer one ZAP request (one per CURVE handshake); the caller's loop drains the
+        socket, one guarded call per message, as for the broker's other sockets."""
+        request = self.zap_socket.recv_multipart()
+        # RFC 27: version, request id, domain, address, identity, mechanism, credentials
+        self.address = request[3].decode(errors="replace") if len(request) > 3 else "?"
+        self.loop.run_until_complete(self.auth.handle_zap_message(request))
 
     def callback(self, domain: str, key: bytes) -> bool:
         """zmq.auth's credentials provider: may the client with this key connect?"""
