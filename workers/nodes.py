@@ -26,13 +26,13 @@ from typing import Any
 import zmq
 from zmq.auth import Authenticator
 
+from workers.identity import NODE_PREFIX
 from workers.keys import AuthorisedKeys, add_command, ensure_keypair, key_id, node_command
 from workers.link import Throttle
 
 log = logging.getLogger("mtai.nodes")
 
 ZAP_DOMAIN = "mtai-nodes"
-NODE_IDENTITY_PREFIX = b"n"  # workers/worker.py names node workers n<slot>.<pid>.<token>
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class NodeGate:
             return None, "its messages carry no CURVE key"
         if not self.authorised(peer.key):
             return peer, f"its key {peer.key} is no longer authorised (mtai keys add)"
-        if not worker.startswith(NODE_IDENTITY_PREFIX):
+        if not worker.startswith(NODE_PREFIX):
             return peer, "its name is not a node worker's"
         return peer, None
 
