@@ -12,8 +12,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CONSTRAINTS := deploy/constraints.txt
 PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(CONSTRAINTS)
 
-.PHONY: run test lint models models-clip models-face install system-deps test-deps clean help \
-	install-system uninstall-system toolkit convert
+.PHONY: run test test-fast lint models models-clip models-face install system-deps test-deps \
+	clean help install-system uninstall-system toolkit convert lock
 
 help:
 	@echo "make run     install what is missing, fetch models, serve on :$${HTTP_PORT:-8060}"

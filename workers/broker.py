@@ -234,16 +234,18 @@ class Broker:
 
     def heartbeat(self) -> None:
         """Ping every worker once per HEARTBEAT_INTERVAL; a worker whose connection is gone is
-        dropped at once. Also rereads the authorised node keys (a removed key's workers go)."""
+        dropped at once, and so is one whose node key is no longer authorised. The keys are
+        reread when their folder changes, here or by the ZAP check of a handshake, so each
+        worker's key is checked against the current set rather than on a change seen here."""
         now = time.monotonic()
-        if self.gate is not None and self.gate.keys.reload():
-            for state in list(self.workers.values()):
-                if state.peer is not None and not self.gate.authorised(state.peer.key):
-                    self._refuse(state.socket, state.identity, "its key is no longer authorised",
-                                 state.peer)
-                    self.worker_gone(state.identity, "its key was removed")
+        if self.gate is not None:
+            self.gate.keys.reload()
         for state in list(self.workers.values()):
-            if state.ping is None or now - state.ping[1] >= HEARTBEAT_INTERVAL:
+            if state.peer is not None and not self.gate.authorised(state.peer.key):
+                self._refuse(state.socket, state.identity, "its key is no longer authorised",
+                             state.peer)
+                self.worker_gone(state.identity, "its key was removed")
+            elif state.ping is None or now - state.ping[1] >= HEARTBEAT_INTERVAL:
                 self._ping(state, now)
 
     def _ping(self, state: WorkerState, now: float) -> None:

@@ -13,9 +13,7 @@ which then load models fetched since (a job they no longer answer is retried on 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import select
 import signal
 import sys
@@ -25,14 +23,13 @@ from models.runtime import resolve_backend
 from protocol.settings import Settings
 from workers.children import Child, child_env
 from workers.keys import add_command, ensure_keypair
+from workers.signals import HANDLED_SIGNALS, SignalQueue
 from workers.systemd import Notifier
 
 log = logging.getLogger("mtai.node")
 
 TICK_SECONDS = 0.25
-KILL_GRACE = 3.0
 WORKER_STOP_GRACE = 10.0
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
 
 
 class NodeSupervisor:
@@ -42,7 +39,6 @@ class NodeSupervisor:
                              "tcp://HOST:5570 --server-key KEY (or NODE_CONNECT and "
                              "NODE_SERVER_KEY), as `mtai keys add` printed on the main board")
         self.settings = settings
-        self.signals: list[int] = []
         self.stopping = False
         self.announced = False
         self.notifier = Notifier()
@@ -55,20 +51,14 @@ class NodeSupervisor:
         log.info("node of %s with %d workers; this node's key is %s (if the main board "
                  "refuses it, run there: %s)", self.settings.node_connect, len(self.workers),
                  key, add_command(key))
-        self.wake_r, wake_w = os.pipe()
-        for fd in (self.wake_r, wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(wake_w)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, lambda signum, frame: self.signals.append(signum))
+        self.signals = SignalQueue(HANDLED_SIGNALS)
         while not self.stopping:
             self.tick()
         return self.halt()
 
     def tick(self) -> None:
-        if select.select([self.wake_r], [], [], TICK_SECONDS)[0]:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self.wake_r, 4096)  # one byte per signal: the queue holds the signals
+        if select.select([self.signals.wake_r], [], [], TICK_SECONDS)[0]:
+            self.signals.drain()
         self.handle_signals()
         for child in self.workers:
             child.reap()
@@ -80,8 +70,8 @@ class NodeSupervisor:
         self.notify()
 
     def handle_signals(self) -> None:
-        while self.signals:
-            received = signal.Signals(self.signals.pop(0))
+        for signum in self.signals.take():
+            received = signal.Signals(signum)
             if received is signal.SIGHUP:
                 self.restart_workers()
             elif received is not signal.SIGCHLD:  # SIGTERM, SIGINT

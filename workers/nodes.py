@@ -26,13 +26,13 @@ from typing import Any
 import zmq
 from zmq.auth import Authenticator
 
+from workers.identity import NODE_PREFIX
 from workers.keys import AuthorisedKeys, add_command, ensure_keypair, key_id, node_command
 from workers.link import Throttle
 
 log = logging.getLogger("mtai.nodes")
 
 ZAP_DOMAIN = "mtai-nodes"
-NODE_IDENTITY_PREFIX = b"n"  # workers/worker.py names node workers n<slot>.<pid>.<token>
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,12 @@ class NodeGate:
         return self.auth.zap_socket
 
     def handle_zap(self) -> None:
-        """Answer the pending ZAP requests (one per CURVE handshake)."""
-        while self.zap_socket.get(zmq.EVENTS) & zmq.POLLIN:
-            request = self.zap_socket.recv_multipart()
-            # RFC 27: version, request id, domain, address, identity, mechanism, credentials
-            self.address = request[3].decode(errors="replace") if len(request) > 3 else "?"
-            self.loop.run_until_complete(self.auth.handle_zap_message(request))
+        """Answer one ZAP request (one per CURVE handshake); the caller's loop drains the
+        socket, one guarded call per message, as for the broker's other sockets."""
+        request = self.zap_socket.recv_multipart()
+        # RFC 27: version, request id, domain, address, identity, mechanism, credentials
+        self.address = request[3].decode(errors="replace") if len(request) > 3 else "?"
+        self.loop.run_until_complete(self.auth.handle_zap_message(request))
 
     def callback(self, domain: str, key: bytes) -> bool:
         """zmq.auth's credentials provider: may the client with this key connect?"""
@@ -125,7 +125,7 @@ class NodeGate:
             return None, "its messages carry no CURVE key"
         if not self.authorised(peer.key):
             return peer, f"its key {peer.key} is no longer authorised (mtai keys add)"
-        if not worker.startswith(NODE_IDENTITY_PREFIX):
+        if not worker.startswith(NODE_PREFIX):
             return peer, "its name is not a node worker's"
         return peer, None
 

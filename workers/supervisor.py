@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ from workers.listener import PortUnavailable, open_listener
 from workers.memory import uss_bytes
 from workers.nodes import NodeGate
 from workers.recycle import Recycler
+from workers.signals import HANDLED_SIGNALS, SignalQueue
 from workers.systemd import Notifier
 from workers.verdict import Health
 
@@ -47,7 +47,6 @@ FRONT_STOP_GRACE = 30.0  # seconds gunicorn gets to finish its requests on shutd
 WORKER_STOP_GRACE = 10.0
 MEMORY_CHECK_SECONDS = 15.0  # reading USS walks page tables (~8 ms per worker): cache it
 JOB_GRACE = 5.0  # seconds a job may overrun its deadline before its worker is killed
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
 
 
 class Supervisor:
@@ -55,7 +54,6 @@ class Supervisor:
         self.settings = settings
         self.runtime = settings.runtime_dir
         self.started = time.time()
-        self.signals: list[int] = []
         self.stopping = False
         self.announced = False
         self.idle_recycled = False
@@ -116,8 +114,8 @@ class Supervisor:
 
     def poll(self, timeout_ms: int) -> None:
         events = dict(self.poller.poll(timeout_ms))
-        if self.wake_r in events:
-            _drain(self.wake_r)
+        if self.signals.wake_r in events:
+            self.signals.drain()
         sockets = [(self.front, self.broker.on_front), (self.back, self.broker.on_back)]
         if self.gate is not None:
             sockets += [(self.gate.zap_socket, self.gate.handle_zap),
@@ -129,8 +127,7 @@ class Supervisor:
         _guarded(self.broker.heartbeat)
 
     def handle_signals(self) -> None:
-        while self.signals:
-            signum = self.signals.pop(0)
+        for signum in self.signals.take():
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("%s: stopping", signal.Signals(signum).name)
                 self.stopping = True
@@ -203,7 +200,7 @@ class Supervisor:
         """The status history: the queue's peak every turn, a sample every few seconds."""
         self.history.watch(len(self.broker.dispatch.queue))
         if self.history.due():
-            self.history.sample(self.status({}), self.broker.stats.drain_recent())
+            self.history.sample(self._farm(), self.broker.stats.drain_recent())
 
     def notify(self) -> None:
         """READY=1 once every worker is ready and the front serves; STATUS= otherwise."""
@@ -275,16 +272,11 @@ class Supervisor:
             self.gate = NodeGate(self.context, self.settings.node_listen, self.settings.node_keys)
         self.broker = Broker(self.front, self.back, Dispatcher(self.settings.queue_size), controls,
                              gate=self.gate)
-        self.wake_r, wake_w = os.pipe()
-        for fd in (self.wake_r, wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(wake_w)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, self._queue_signal)
+        self.signals = SignalQueue(HANDLED_SIGNALS)
         self.poller = zmq.Poller()
         self.poller.register(self.front, zmq.POLLIN)
         self.poller.register(self.back, zmq.POLLIN)
-        self.poller.register(self.wake_r, zmq.POLLIN)
+        self.poller.register(self.signals.wake_r, zmq.POLLIN)
         if self.gate is not None:
             self.poller.register(self.gate.socket, zmq.POLLIN)
             self.poller.register(self.gate.zap_socket, zmq.POLLIN)
@@ -302,11 +294,20 @@ class Supervisor:
             self.front_ready.add(pid)
         return {"current": current}
 
-    def _queue_signal(self, signum: int, frame: Any) -> None:
-        self.signals.append(signum)
-
     def status(self, options: dict[str, Any]) -> dict[str, Any]:
         """Answer of the `status` control task: /check, /metrics and the status page."""
+        farm = self._farm()
+        farm.update(backend=self.backend, uptime=round(time.time() - self.started),
+                    recycling=self.recycler.busy, recycled=self.recycler.completed,
+                    recent=self.history.recent())
+        farm["health"] = self.health.report(farm)
+        if options.get("history"):  # the status page's charts; /check and /metrics skip it
+            farm["history"] = self.history.snapshot(options.get("since"))
+        return farm
+
+    def _farm(self) -> dict[str, Any]:
+        """The broker's figures with this board's slots and front: what the history samples
+        (the status adds the headline, whose checks the loop need not run every sample)."""
         farm = self.broker.status()
         farm["slots"] = [
             {"slot": slot, "pid": c.pid, "restarts": c.restarts, "recycles": c.recycles,
@@ -318,12 +319,6 @@ class Supervisor:
         farm["front"] = {"pid": front.pid, "restarts": front.restarts,
                          "crash_loop": front.crash_loop, "last_exit": front.last_exit,
                          "serving": len(self.front_ready), "processes": self.settings.http_workers}
-        farm.update(backend=self.backend, uptime=round(time.time() - self.started),
-                    recycling=self.recycler.busy, recycled=self.recycler.completed,
-                    recent=self.history.recent())
-        farm["health"] = self.health.report(farm)
-        if options.get("history"):  # the status page's charts; /check and /metrics skip it
-            farm["history"] = self.history.snapshot(options.get("since"))
         return farm
 
     def _worker_child(self, slot: int) -> Child:
@@ -356,14 +351,6 @@ def _guarded(step: Callable[[], None]) -> None:
         step()
     except Exception:
         log.exception("broker step failed; carrying on")
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _unlink_stale(path: Path) -> None:

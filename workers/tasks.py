@@ -17,6 +17,7 @@ import numpy as np
 
 from models.clip import l2_normalise
 from models.clip.install import EMBED_DIM
+from models.face.pipeline import l2_normalised
 from protocol.wire import BAD_INPUT, INTERNAL, MAX_TEXT_CHARS, UNAVAILABLE, Message
 
 log = logging.getLogger(__name__)
@@ -124,15 +125,15 @@ def face_handler(faces: Any, min_score: float) -> Handler:
     the service's FACE_MIN_SCORE) and ``normalise`` (MT-Photos: unit-length embeddings; Immich
     takes them raw). Replies with the count and four arrays: boxes (n, 4), scores (n,),
     landmarks (n, 5, 2) in the photo's pixels, embeddings (n, 512), all float32."""
-    from models.face.pipeline import l2_normalised
 
     def handle(request: Message) -> Message:
         threshold = _fraction(request.options, "min_score")
+        normalise = _normalise(request)
         found = faces(rgb_image(request), min_score if threshold is None else threshold)
         vectors = found.embeddings
         if not np.isfinite(vectors).all() or not np.isfinite(found.boxes).all():
             raise ValueError("the face model gave non-finite values")
-        if request.options.get("normalise"):
+        if normalise:
             vectors = l2_normalised(vectors)
         arrays = [found.boxes, found.scores, found.landmarks, vectors]
         return request.reply({"faces": len(found)},

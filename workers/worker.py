@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import logging
 import os
-import secrets
 import signal
 import socket as sockets
 import sys
@@ -35,7 +34,7 @@ from protocol.wire import (
     encode,
 )
 from workers import last_words
-from workers.identity import worker_identity
+from workers.identity import node_worker_identity, worker_identity
 from workers.keys import ensure_keypair
 from workers.link import Abandoned, Curve, Link
 from workers.loading import load_runner
@@ -103,7 +102,7 @@ def serve(endpoint: str, slot: int, core: int, backend: str, settings: Settings,
         public, secret = ensure_keypair(settings.node_keys)
         curve = Curve((server_key or "").encode(), public, secret)
         info["node"] = {"hostname": sockets.gethostname(), "workers": settings.workers}
-        me = f"n{slot}.{os.getpid()}.{secrets.token_hex(3)}".encode()  # unique across machines
+        me = node_worker_identity(slot, os.getpid())
     else:
         me = worker_identity(slot, os.getpid())
     link = Link(endpoint, me, info, curve, extra_fds=(jobs.wake_r,))
