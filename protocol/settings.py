@@ -372,7 +372,8 @@ class Settings:
             if item.name not in data:
                 raise SettingsError(f"{SETTINGS_ENV} lacks {item.name}: parent and child differ")
             value = data[item.name]
-            is_path = isinstance(item.default, Path) or item.name == "ocr_wheel"
+            # JSON has no paths: the field's declared type says which strings were Paths
+            is_path = str(item.type).startswith("Path")
             values[item.name] = Path(value) if is_path and value is not None else value
         return cls(**values)
 
