@@ -53,7 +53,7 @@ def service(full_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield running
     finally:
         code = running.stop()
-        assert code == 0, f"service exited with {code}:\n{running.log()}"
+        assert code == 0, f"service exited with {code}:\n{running.tail()}"
 
 
 # Fixtures that start real processes, and the tier a test using them must be marked with.

@@ -57,7 +57,7 @@ class Service:
         status: dict[str, Any] = {}
         while time.monotonic() < end:
             if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log()}")
+                raise RuntimeError(f"service exited: {self.tail()}")
             try:
                 status = self.farm_status()
             except Exception:
@@ -66,10 +66,15 @@ class Service:
             if len(ready) >= workers and _http_up(self.url):
                 return status
             time.sleep(0.3)
-        raise TimeoutError(f"not ready in {timeout}s: {status}\n{self.log()}")
+        raise TimeoutError(f"not ready in {timeout}s: {status}\n{self.tail()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        """The whole log: what a test looks for may be anywhere in it."""
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, chars: int = 5000) -> str:
+        """The end of the log, for a failure message."""
+        return self.log()[-chars:]
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -157,7 +162,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, service: 
         if condition():
             return
         time.sleep(0.2)
-    pytest.fail(f"{what} within {timeout}s\n{service.log()}")
+    pytest.fail(f"{what} within {timeout}s\n{service.tail()}")
 
 
 def mtai(*argv: str, **env: str) -> subprocess.CompletedProcess:

@@ -240,7 +240,7 @@ def test_sd_notify_reaches_systemd_from_the_main_pid(model_dir: Path, tmp_path: 
     try:
         deadline = started + seconds(one(unit, "Service.TimeoutStartSec"))
         while not any(p == main and m.startswith("READY=1") for p, m in messages):
-            assert time.monotonic() < deadline and service.process.poll() is None, service.log()
+            assert time.monotonic() < deadline and service.process.poll() is None, service.tail()
             drain()
         front = service.farm_status()["front"]
         assert front["serving"] >= 1, front  # READY=1 waited for the front

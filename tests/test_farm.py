@@ -35,7 +35,7 @@ def farm(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         running.wait_ready(workers=3)
         yield running
     finally:
-        assert running.stop() == 0, running.log()
+        assert running.stop() == 0, running.tail()
 
 
 def post_ocr(service: Service, image: bytes) -> tuple[int, dict]:
@@ -180,7 +180,7 @@ def test_idle_timer_recycles_workers(model_dir: Path, tmp_path: Path):
         service.wait_ready(workers=1)
         assert sleep_job(service, 0) == "ok"
     finally:
-        assert service.stop() == 0, service.log()
+        assert service.stop() == 0, service.tail()
 
 
 def test_killed_supervisor_takes_its_children_along(model_dir: Path, tmp_path: Path):
@@ -259,4 +259,4 @@ def test_http_overload_gets_quick_503s_not_a_growing_wait(model_dir: Path, tmp_p
         assert set(codes) <= {200, 503} and codes[503] >= 6 and codes[200] >= 1, codes
         assert max(t for code, t in results if code == 503) < 3.0
     finally:
-        assert service.stop() == 0, service.log()
+        assert service.stop() == 0, service.tail()

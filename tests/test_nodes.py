@@ -76,7 +76,7 @@ def board(full_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert "mtai node --connect tcp://127.0.0.1:" in init.stdout  # the node's command
         yield Board(service, listen, init.stdout.splitlines()[-1], work / "keys")
     finally:
-        assert service.stop() == 0, service.log()
+        assert service.stop() == 0, service.tail()
 
 
 @dataclass

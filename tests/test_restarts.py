@@ -53,7 +53,7 @@ def test_killed_front_master_refuses_no_connection_and_fails_no_request(model_di
         assert [a for a in answers if a[0] != 200] == []
         assert service.farm_status()["front"]["restarts"] == 1
     finally:
-        assert service.stop() == 0, service.log()
+        assert service.stop() == 0, service.tail()
 
 
 def test_killed_supervisor_answers_held_requests_and_frees_the_port(model_dir: Path,
@@ -92,7 +92,7 @@ def test_killed_supervisor_answers_held_requests_and_frees_the_port(model_dir: P
         assert post_check(second)[0] == 200
         assert "in use" not in second.log()
     finally:
-        assert second.stop() == 0, second.log()
+        assert second.stop() == 0, second.tail()
 
 
 def test_front_in_a_crash_loop_is_reported_and_never_announced_ready(tmp_path: Path,

@@ -133,7 +133,7 @@ def test_killed_worker_is_respawned_and_serves_again(service: Service, shared: P
             break
         time.sleep(0.2)
     else:
-        pytest.fail(f"worker 0 was not respawned:\n{service.log()}")
+        pytest.fail(f"worker 0 was not respawned:\n{service.tail()}")
     assert slot["restarts"] == before["restarts"] + 1
     service.wait_ready(workers=3)
     texts = ocr(service, shared / "testdata/ocr/rapidocr_en.jpg")["result"]["texts"]

@@ -33,7 +33,7 @@ def front(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         running.wait_ready(workers=1)
         yield running
     finally:
-        assert running.stop() == 0, running.log()
+        assert running.stop() == 0, running.tail()
 
 
 def test_hostile_connections_starve_nobody_and_are_closed_at_the_read_timeout(
