@@ -9,7 +9,18 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from protocol.wire import CANCEL, ERROR, READY, REPLY, REQUEST, Message, decode, encode
+from protocol.wire import (
+    CANCEL,
+    ERROR,
+    HEARTBEAT,
+    READY,
+    REPLY,
+    REQUEST,
+    UNREGISTERED,
+    Message,
+    decode,
+    encode,
+)
 from workers.broker import Broker
 from workers.dispatch import Dispatcher
 
@@ -137,3 +148,28 @@ def test_a_cancelled_job_never_reaches_a_worker(rig: Rig):
     assert [m.id for m in rig.answers()] == ["runs"]
     assert not worker.poll(200)  # the cancelled job was never handed out
     assert rig.broker.stats.totals()["cancelled"] == 1
+
+
+def test_a_burst_from_an_unregistered_worker_is_logged_once_and_each_is_told(rig: Rig, caplog):
+    """A worker that was dropped flushes its queued heartbeats: every one is answered
+    UNREGISTERED (it must say READY), but the log says so once, and again after it
+    registered and was lost a second time."""
+    stray = rig.context.socket(zmq.DEALER)
+    stray.setsockopt(zmq.IDENTITY, b"n0.7.abc")
+    stray.connect("inproc://back")
+    with caplog.at_level("INFO", logger="mtai.broker"):
+        for n in range(5):
+            stray.send_multipart(encode(Message(HEARTBEAT, f"ping-{n}")))
+        rig.turn()
+        told = []
+        while stray.poll(100):
+            told.append(decode(stray.recv_multipart()).error["code"])
+        assert told == [UNREGISTERED] * 5
+        assert caplog.text.count("unregistered worker n0.7.abc") == 1
+        stray.send_multipart(encode(Message(READY, "n0.7.abc", result={"tasks": ["ocr"]})))
+        rig.turn()
+        rig.broker.worker_gone(b"n0.7.abc", "stopped heartbeating")
+        stray.send_multipart(encode(Message(HEARTBEAT, "ping-9")))
+        rig.turn()
+        assert caplog.text.count("unregistered worker n0.7.abc") == 2
+    stray.close(linger=0)

@@ -53,6 +53,9 @@ job_log = logging.getLogger("mtai.jobs")
 
 DEFAULT_DEADLINE_SECONDS = 60.0
 MAX_DEADLINE_SECONDS = 3600.0
+# A worker that lost us may send a burst of queued heartbeats before it says READY again:
+# one log line per worker and window, not one per message.
+UNREGISTERED_LOG_WINDOW = 60.0
 # Control tasks the broker answers itself; the callable gets the request's options.
 Control = Callable[[dict[str, Any]], Any]
 
@@ -94,6 +97,7 @@ class Broker:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)  # node key -> what it did
     pings: int = 0
     plan_models: dict[str, frozenset[str]] = field(default_factory=dict)
+    unregistered_logged: dict[bytes, float] = field(default_factory=dict)  # worker -> when
 
     def on_front(self) -> None:
         """A request from an HTTP handler."""
@@ -148,8 +152,7 @@ class Broker:
             return
         if state is None:
             # A worker we dropped (silent) or never knew (we restarted): it must register.
-            log.info("%s from unregistered worker %s dropped; asking it to register",
-                     header["kind"], worker.decode(errors="replace"))
+            self._log_unregistered(worker, header["kind"], now)
             self._tell(socket, worker, UNREGISTERED, "this broker does not know you: say READY")
             return
         state.last_seen = now
@@ -174,8 +177,24 @@ class Broker:
                 self.front.send_multipart([job.client, *body], copy=False)
             self.dispatch.worker_idle(worker)
 
+    def _log_unregistered(self, worker: bytes, kind: str, now: float) -> None:
+        """Once per worker and UNREGISTERED_LOG_WINDOW; the memory of who was logged is pruned
+        to that window, so unknown senders cannot grow it for long."""
+        logged = self.unregistered_logged
+        if now - logged.get(worker, -UNREGISTERED_LOG_WINDOW) < UNREGISTERED_LOG_WINDOW:
+            return
+        if len(logged) >= 1024:
+            for old in [w for w, t in logged.items() if now - t >= UNREGISTERED_LOG_WINDOW]:
+                del logged[old]
+            if len(logged) >= 1024:
+                logged.clear()
+        logged[worker] = now
+        log.info("%s from unregistered worker %s dropped; asking it to register (said once "
+                 "a minute per worker)", kind, worker.decode(errors="replace"))
+
     def _register(self, socket: zmq.Socket, worker: bytes, header: dict[str, Any],
                   frame: zmq.Frame, gate: NodeGate | None, now: float) -> None:
+        self.unregistered_logged.pop(worker, None)  # if it is lost again, say so again
         peer, why = gate.admit(worker, frame) if gate is not None else (None, None)
         if why is not None:
             self._refuse(socket, worker, why, peer)
