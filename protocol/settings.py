@@ -262,7 +262,7 @@ class Settings:
         "MODEL_DIR", Path(), *path(), "model files and manifests",
         shown="`./data/models` in a source checkout, else `/var/lib/mtai/models`")
     runtime_dir: Path = _declare(
-        "RUNTIME_DIR", Path(), *path(), "the broker's ipc sockets",
+        "RUNTIME_DIR", Path(), *path(), "the broker's ipc sockets and the workers' last errors",
         shown="`$RUNTIME_DIRECTORY`, else `$XDG_RUNTIME_DIR` or `/tmp`, plus "
               "`/mtai-<uid>-<port>`")
     rknn_target: str = _declare(

@@ -3,13 +3,16 @@
 A worker in a crash loop exits with "code 1" a few times a minute; the reason is in its
 traceback in the journal. So that the status page and `mtai doctor` can say which error it was,
 a worker that dies of an exception writes one line into the runtime directory (private to the
-service user) and the supervisor takes it when it reaps the process. Paths in the message are
-shortened to their file name: the status page needs no key to read.
+service user) and the supervisor takes it when it reaps the process. The file is named by the
+worker's slot and pid, so `mtai serve` and `mtai node` sharing one runtime directory never take
+each other's. Paths in the message are shortened to their file name: the status page needs no
+key to read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -17,8 +20,8 @@ MAX_CHARS = 300
 _PATH = re.compile(r"(?<![\w.])/(?:[\w.+@-]+/)+([\w.+@-]+)")
 
 
-def _file(runtime: Path, slot: int) -> Path:
-    return Path(runtime) / f"worker-{slot}.last-error"
+def _file(runtime: Path, slot: int, pid: int) -> Path:
+    return Path(runtime) / f"worker-{slot}.{pid}.last-error"
 
 
 def without_paths(text: str) -> str:
@@ -35,12 +38,12 @@ def describe(exc: BaseException) -> str:
 def leave(runtime: Path, slot: int, exc: BaseException) -> None:
     """In the dying worker; never raises (the original error matters more)."""
     with contextlib.suppress(OSError):
-        _file(runtime, slot).write_text(describe(exc) + "\n")
+        _file(runtime, slot, os.getpid()).write_text(describe(exc) + "\n")
 
 
-def take(runtime: Path, slot: int) -> str | None:
-    """In the supervisor, on reaping the worker: its last words, once."""
-    path = _file(runtime, slot)
+def take(runtime: Path, slot: int, pid: int) -> str | None:
+    """In the supervisor, on reaping worker ``pid``: its last words, once."""
+    path = _file(runtime, slot, pid)
     try:
         text = path.read_text(errors="replace").strip()[:MAX_CHARS]
     except OSError:

@@ -21,6 +21,7 @@ import time
 
 from models.runtime import resolve_backend
 from protocol.settings import Settings
+from workers import last_words
 from workers.children import Child, child_env
 from workers.keys import add_command, ensure_keypair
 from workers.signals import HANDLED_SIGNALS, SignalQueue
@@ -44,10 +45,17 @@ class NodeSupervisor:
         self.notifier = Notifier()
         self.workers = [Child(f"worker {slot}", [], child_env(settings))
                         for slot in range(settings.workers)]
+        self.last_errors: dict[int, str] = {}  # slot -> the error its last worker died of
+
+    def prepare(self) -> str:
+        """The runtime directory (where workers leave their last words, workers/last_words.py)
+        and this node's key pair; returns the public key."""
+        self.settings.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        public, _ = ensure_keypair(self.settings.node_keys)
+        return public.decode("ascii")
 
     def run(self) -> int:
-        public, _ = ensure_keypair(self.settings.node_keys)
-        key = public.decode("ascii")
+        key = self.prepare()
         log.info("node of %s with %d workers; this node's key is %s (if the main board "
                  "refuses it, run there: %s)", self.settings.node_connect, len(self.workers),
                  key, add_command(key))
@@ -60,14 +68,25 @@ class NodeSupervisor:
         if select.select([self.signals.wake_r], [], [], TICK_SECONDS)[0]:
             self.signals.drain()
         self.handle_signals()
-        for child in self.workers:
-            child.reap()
+        for slot, child in enumerate(self.workers):
+            self.reap(slot, child)
             child.escalate()
         for slot, child in enumerate(self.workers):
             if child.due():
                 child.argv = self._worker_argv(slot)
                 child.start()
         self.notify()
+
+    def reap(self, slot: int, child: Child) -> None:
+        """The main board never sees a worker that dies before READY (its models did not
+        load, say): the cause is logged here and shown in this node's systemd status."""
+        pid = child.pid
+        if pid is None or child.reap() is None:
+            return
+        error = last_words.take(self.settings.runtime_dir, slot, pid)
+        if error:
+            self.last_errors[slot] = error
+            log.error("worker %d (pid %d) died of %s", slot, pid, error)
 
     def handle_signals(self) -> None:
         for signum in self.signals.take():
@@ -86,10 +105,20 @@ class NodeSupervisor:
                 child.recycling = True
                 child.terminate(WORKER_STOP_GRACE)
 
+    def status_line(self) -> str:
+        """What `systemctl status mtai-node` shows: the workers, or the first crash loop."""
+        for slot, child in enumerate(self.workers):
+            if child.crash_loop:
+                cause = self.last_errors.get(slot) or child.last_exit
+                return (f"worker {slot} in a crash loop: {cause} (journalctl -u mtai-node "
+                        "has its traceback)")
+        running = sum(child.alive() for child in self.workers)
+        return (f"{running}/{len(self.workers)} workers running for the broker at "
+                f"{self.settings.node_connect}")
+
     def notify(self) -> None:
         running = sum(child.alive() for child in self.workers)
-        line = (f"{running}/{len(self.workers)} workers running for the broker at "
-                f"{self.settings.node_connect}")
+        line = self.status_line()
         if not self.announced and running == len(self.workers):
             self.announced = True
             self.notifier.ready(line)

@@ -139,7 +139,7 @@ class Supervisor:
             pid = child.pid
             if child.reap() is not None:
                 self.broker.worker_gone(worker_identity(slot, pid))
-                error = last_words.take(self.runtime, slot)
+                error = last_words.take(self.runtime, slot, pid)
                 if error:
                     self.last_errors[slot] = error
         self.front_child.reap()
