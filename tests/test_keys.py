@@ -3,6 +3,7 @@ accepts, the command it prints for the other side, and the broker's reload of au
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -137,3 +138,17 @@ def test_the_advertised_address_replaces_only_a_wildcard():
     assert keys.advertised("tcp://192.168.1.4:5570") == "tcp://192.168.1.4:5570"
     host = keys.advertised("tcp://0.0.0.0:5571").removeprefix("tcp://")
     assert host.endswith(":5571") and not host.startswith("0.0.0.0")
+
+
+def test_the_brokers_view_sees_a_key_added_within_one_tick_of_its_last_look(tmp_path):
+    """The folder's mtime can stay the same across `keys add` (temporary file, rename, one
+    clock tick): the view compares the key files themselves."""
+    node = keys.ensure_keypair(tmp_path / "node")[0].decode()
+    keys.authorise(tmp_path / "main", keys.ensure_keypair(tmp_path / "first")[0].decode(), "a")
+    folder = tmp_path / "main/authorized"
+    view = keys.AuthorisedKeys(tmp_path / "main")
+    view.reload()
+    before = folder.stat()
+    keys.authorise(tmp_path / "main", node, "n2")
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if in the same tick
+    assert view.reload() and node in view

@@ -169,16 +169,24 @@ class AuthorisedKeys:
 
     directory: Path
     names: dict[str, str] = field(default_factory=dict)  # key -> name
-    stamp: tuple[int, int] | None = None
+    stamp: frozenset[tuple[str, int, int]] | None = None
 
     def reload(self) -> bool:
-        """Reread if the folder changed since the last look; True when the set changed."""
+        """Reread if the folder's key files changed since the last look; True when the set
+        changed. The stamp is each key file's name, inode and mtime, not the folder's mtime:
+        `mtai keys add` changes the folder twice within one clock tick (temporary file, then
+        rename), and a look between the two would leave the same folder mtime behind."""
         folder = self.directory / AUTHORIZED
         try:
-            info = folder.stat()
-            stamp = (info.st_mtime_ns, info.st_ino)
+            with os.scandir(folder) as entries:
+                stamp = frozenset((e.name, e.inode(), e.stat().st_mtime_ns) for e in entries
+                                  if e.name.endswith(KEY_SUFFIX))
         except FileNotFoundError:
             stamp = None
+        except OSError as exc:  # unreadable (permissions): said once, until it changes
+            stamp = frozenset({(f"unreadable: {exc}", 0, 0)})
+            if stamp != self.stamp:
+                log.error("cannot read %s: %s", folder, exc)
         if stamp == self.stamp and self.stamp is not None:
             return False
         self.stamp = stamp
