@@ -47,7 +47,9 @@ def full_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def service(full_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The whole service with three workers, as `mtai serve` runs it."""
-    running = start_service(tmp_path_factory.mktemp("service"), full_model_dir, MAX_UPLOAD_MB="8")
+    # No idle recycle: a pause between the tests that share it must not restart its workers.
+    running = start_service(tmp_path_factory.mktemp("service"), full_model_dir, MAX_UPLOAD_MB="8",
+                            SERVER_RESTART_TIME="0")
     try:
         running.wait_ready(workers=3)
         yield running

@@ -224,15 +224,25 @@ class BusyWorkerKiller:
         self.killed: list[int] = []
 
     def kill(self) -> None:
-        end = time.monotonic() + 10
-        while not self.killed and time.monotonic() < end:
+        """Until a kill hit a job: the job the status showed may have ended just before the
+        signal, and then it is an idle worker that dies and nothing is retried."""
+        retries = self.service.farm_status()["counters"]["retries"]
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
             busy = [w["pid"] for w in self.service.farm_status()["workers"].values()
-                    if w["busy"]]
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                self.killed.append(busy[0])
-        assert self.killed, "no worker was ever busy"
+                    if w["busy"] and w["pid"] not in self.killed]
+            if not busy:
+                continue
+            os.kill(busy[0], signal.SIGKILL)
+            self.killed.append(busy[0])
+            settle = time.monotonic() + 5
+            while time.monotonic() < settle:
+                if self.service.farm_status()["counters"]["retries"] > retries:
+                    return
+                time.sleep(0.1)
+        raise AssertionError(f"no kill hit a running job (killed {self.killed})")
 
     def replaced(self) -> bool:
         workers = self.service.farm_status()["workers"].values()
-        return len(workers) == self.workers and all(w["pid"] != self.killed[0] for w in workers)
+        return len(workers) == self.workers and all(w["pid"] not in self.killed
+                                                    for w in workers)

@@ -84,7 +84,7 @@ def test_flood_far_beyond_the_queue_gets_quick_busy_answers_then_recovers(farm: 
     assert codes["ok"] >= 3 + 6 - 1 and codes[BUSY] >= 25, codes
     assert set(codes) <= {"ok", BUSY}
     busy_latency = [at - started for code, at in results if code == BUSY]
-    assert max(busy_latency) < 3.0, "busy answers must be quick"
+    assert max(busy_latency) < 5.0, "busy answers must be quick"
     assert sleep_job(farm, 0) == "ok"
 
 
@@ -93,17 +93,17 @@ def test_http_flood_is_503_with_retry_after(farm: Service, shared: Path):
     image = (shared / "testdata/ocr/rapidocr_ch_en_num.jpg").read_bytes()
     hold = threading.Event()
 
-    def occupy() -> None:
+    def occupy() -> None:  # 3 running and 6 queued: the queue is full
         with ThreadPoolExecutor(9) as pool:
-            list(pool.map(lambda _: sleep_job(farm, 2.0), range(9)))
+            list(pool.map(lambda _: sleep_job(farm, 5.0, 60), range(9)))
         hold.set()
 
     threading.Thread(target=occupy, daemon=True).start()
-    time.sleep(0.5)
+    wait_for(lambda: farm.farm_status()["queue"] == 6, 10, "the queue did not fill", farm)
     response = farm.post("/ocr", files={"file": ("i.jpg", image)})
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"].isdigit()
-    hold.wait(30)
+    hold.wait(60)
     assert post_ocr(farm, image)[0] == 200
 
 
@@ -257,6 +257,6 @@ def test_http_overload_gets_quick_503s_not_a_growing_wait(model_dir: Path, tmp_p
             results = list(pool.map(timed_post, range(12)))
         codes = Counter(code for code, _ in results)
         assert set(codes) <= {200, 503} and codes[503] >= 6 and codes[200] >= 1, codes
-        assert max(t for code, t in results if code == 503) < 3.0
+        assert max(t for code, t in results if code == 503) < 5.0
     finally:
         assert service.stop() == 0, service.tail()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,14 +44,14 @@ class Rig:
         self.client = context.socket(zmq.DEALER)
         self.client.connect("inproc://front")
 
-    def turn(self, seconds: float = 0.3) -> None:
-        """Run the broker's loop for a while, as the supervisor does."""
+    def turn(self, seconds: float = 0.3, until: Callable[[], bool] | None = None) -> None:
+        """Run the broker's loop for a while, as the supervisor does (or until ``until``)."""
         end = time.monotonic() + seconds
         pairs = ((self.gate.zap_socket, self.gate.handle_zap),
                  (self.broker.front, self.broker.on_front),
                  (self.broker.back, self.broker.on_back),
                  (self.gate.socket, self.broker.on_nodes))
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (until and until()):
             time.sleep(0.01)
             for socket, handle in pairs:
                 while socket.get(zmq.EVENTS) & zmq.POLLIN:
@@ -69,7 +69,11 @@ class Rig:
         socket.connect(self.address)
         ready = header or encode(Message(READY, name.decode(), result=info or {}))[0]
         socket.send_multipart([ready])
-        self.turn()
+        # tcp, the CURVE handshake, ZAP and READY take their time on a loaded machine: until
+        # the broker registered the worker or answered it (an unknown key gets no answer).
+        self.turn(3.0, until=lambda: name in self.broker.workers
+                  or bool(socket.poll(0, zmq.POLLIN)))
+        self.turn(0.1)
         return socket
 
     def submit(self, task: str, name: str) -> None:

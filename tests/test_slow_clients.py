@@ -50,7 +50,7 @@ def test_hostile_connections_starve_nobody_and_are_closed_at_the_read_timeout(
             answer = front.post("/check", headers={"Connection": "close"}, timeout=10)
             slowest = max(slowest, time.monotonic() - started)
             assert answer.status_code == 200
-        assert slowest < 2.0, slowest
+        assert slowest < 5.0, slowest  # starved, it took 15 s and more (issue 16)
         ocr = front.post("/ocr", files={"file": ("i.jpg", image)}, timeout=30)
         assert ocr.status_code == 200 and ocr.json()["result"]["texts"]
         end = time.monotonic() + 2 * READ_TIMEOUT + 10
@@ -84,8 +84,8 @@ def raw_upload(service: Service, image: bytes) -> socket.socket:
 def test_a_job_whose_client_left_while_queued_never_runs(front: Service, shared: Path):
     image = (shared / "testdata/ocr/rapidocr_ch_en_num.jpg").read_bytes()
     before = front.farm_status()["tasks"].get("ocr", {"jobs": 0, "cancelled": 0})
-    holder = threading.Thread(target=sleep_job, args=(front, 3.0))
-    holder.start()  # the only worker is busy for 3 s
+    holder = threading.Thread(target=sleep_job, args=(front, 8.0))
+    holder.start()  # the only worker is busy for 8 s: long enough on a loaded machine
     try:
         wait_for(lambda: front.farm_status()["running"] == 1, 5, "the sleep job runs", front)
         sock = raw_upload(front, image)

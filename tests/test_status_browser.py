@@ -100,7 +100,9 @@ def test_the_page_shows_the_verdict_numbers_and_charts(browser, service: Service
     page = seen.page
     page.wait_for_selector("#chart-memory svg path")
     headline = page.inner_text("#verdict")
-    assert document["verdict"]["text"] in headline and "running on the CPU" in headline
+    # The pace at the end ("0.3 jobs/s") is live and may move between the two reads.
+    assert document["verdict"]["text"].rsplit(", ", 1)[0] in headline
+    assert "running on the CPU" in headline
     assert page.locator("#workers tr").count() == 4  # header + three slots
     assert page.locator("#workers .w-ready, #workers .w-busy").count() == 3
     for chart in ("jobs", "latency", "queue", "memory", "busy", "npu"):
