@@ -552,7 +552,10 @@ def test_node_unit_matches_what_mtai_node_does():
     assert one(unit, "Service.ExecReload") == "/bin/kill -HUP $MAINPID"
     # A missing or bad setting exits 2 (workers/cli.py): systemd must not loop on it.
     assert one(unit, "Service.RestartPreventExitStatus") == "2"
-    assert "RuntimeDirectory" not in {k.split(".", 1)[1] for k in unit}  # no ipc sockets here
+    # Its own runtime directory (the workers' last errors), never mtai.service's: both may
+    # run on one board, and systemd removes a unit's RuntimeDirectory when it stops.
+    assert one(unit, "Service.RuntimeDirectory") == "mtai-node" != UNIT_RUNTIME_DIR.name
+    assert one(unit, "Service.RuntimeDirectoryMode") == "0700"
     # NODE_KEYS of an installed package: in the unit's state directory, where the installer
     # makes the key pair.
     assert Path("/var/lib") / one(unit, "Service.StateDirectory") / "keys" == INSTALLED_KEY_DIR
